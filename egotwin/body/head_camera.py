@@ -59,7 +59,7 @@ def project(points: torch.Tensor, camera_to_world: torch.Tensor, intrinsics: tor
     Pixel (0, 0) is the top-left corner of the top-left pixel; depth <= 0 means behind the camera."""
     rot = camera_to_world[..., :3, :3]
     centre = camera_to_world[..., None, :3, 3]
-    in_camera = ((points - centre)[..., None, :] @ rot)[..., 0, :]  # R^T (p - c), row-vector form
+    in_camera = ((points - centre)[..., None, :] @ rot[..., None, :, :])[..., 0, :]  # R^T (p - c), row-vector form
     depth = in_camera[..., 2]
     pixels = (in_camera @ intrinsics.to(points).transpose(-1, -2))[..., :2] / depth[..., None].clamp_min(1e-9)
     return pixels, depth
