@@ -1,0 +1,134 @@
+"""Sampling cost of the EgoTwin transformer (issue 6 targets), with the `tiny` preset on CPU (CUDA when present).
+
+1. Step ratio: one EgoTwin network evaluation with motion tokens and the structured mask, against one plain
+   `diffusers.CogVideoXTransformer3DModel` evaluation (the same text/video weights) on the same video size.
+   Target: at most 1.15.
+2. A 5 s T2VM sample: 50 CogVideoX-DDIM steps with guidance (one batched 5B network call per step) on random
+   weights, transformer and scheduler only; the VAE decode joins once the pipeline exists.
+
+Run from the repository root: `python -m benchmarks.bench_sampling [--repeats 20] [--steps 50] [--batch 1]
+[--samples 1] [--threads N]`.
+Figures are medians of wall time; the two step timings are interleaved round by round (the cores may be shared).
+"""
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from diffusers import CogVideoXTransformer3DModel
+
+from egotwin.diffusion import GuidanceScales, guided_prediction, make_scheduler, replace_initial
+from egotwin.models.presets import build_transformer, transformer_config
+
+VIDEO_FRAMES, MOTION_LATENTS = 11, 21  # a 5 s clip: 41 frames at 8 fps, 81 poses at 16 fps
+
+
+def _seconds(function: Callable[[], object]) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    function()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def interleaved_seconds(
+    functions: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Wall times of each function over `repeats` rounds; within a round they run back to back, so that
+    load from other processes on shared cores hits both sides of a comparison alike."""
+    times = {name: [] for name in functions}
+    for index in range(warmup + repeats):
+        for name, function in functions.items():
+            seconds = _seconds(function)
+            if index >= warmup:
+                times[name].append(seconds)
+    return times
+
+
+def plain_cogvideox(model: torch.nn.Module) -> CogVideoXTransformer3DModel:
+    """The CogVideoX transformer holding the same text/video weights as the EgoTwin `model`."""
+    config = {key: value for key, value in transformer_config("tiny").items() if not key.startswith("motion_")}
+    cogvideox = CogVideoXTransformer3DModel(**config)
+    cogvideox.load_state_dict({k: v for k, v in model.state_dict().items() if not model.is_motion_parameter(k)})
+    return cogvideox
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=20, help="timed network evaluations per model")
+    parser.add_argument("--steps", type=int, default=50, help="sampling steps of the T2VM run")
+    parser.add_argument("--batch", type=int, default=1, help="samples per network evaluation in the step ratio")
+    parser.add_argument("--samples", type=int, default=1, help="timed T2VM samples (0 skips them)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+
+    model = build_transformer("tiny").to(device).eval()
+    cogvideox = plain_cogvideox(model).to(device).eval()
+    config = model.config
+    size = (config.in_channels, config.sample_height, config.sample_width)
+    video = torch.randn(args.batch, VIDEO_FRAMES, *size, device=device)
+    motion = torch.randn(args.batch, MOTION_LATENTS, config.motion_in_channels, device=device)
+    text = torch.randn(args.batch, config.max_text_seq_length, config.text_embed_dim, device=device)
+    t = torch.full((args.batch,), 500, device=device)
+
+    # 1. Step ratio
+    with torch.no_grad():
+        times = interleaved_seconds(
+            {
+                "egotwin": lambda: model(video, text, t, motion_hidden_states=motion, motion_timestep=t),
+                "cogvideox": lambda: cogvideox(video, text, t),
+            },
+            args.repeats,
+        )
+    egotwin_step, cogvideox_step = statistics.median(times["egotwin"]), statistics.median(times["cogvideox"])
+    paired = statistics.median(e / c for e, c in zip(times["egotwin"], times["cogvideox"]))
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch}, "
+        f"{VIDEO_FRAMES} latent frames of {size}, {MOTION_LATENTS} motion latents"
+    )
+    print(f"EgoTwin step (with motion, masked): {1e3 * egotwin_step:.2f} ms (median of {args.repeats})")
+    print(f"CogVideoX step (same video):       {1e3 * cogvideox_step:.2f} ms (median of {args.repeats})")
+    print(
+        f"step ratio EgoTwin / CogVideoX:    {egotwin_step / cogvideox_step:.3f} of medians, "
+        f"{paired:.3f} median of paired rounds (target <= 1.15)"
+    )
+
+    # 2. T2VM 5 s sample, 50 steps with guidance (transformer + scheduler)
+    video_scheduler, motion_scheduler = make_scheduler(), make_scheduler()
+    null = torch.zeros_like(text[:1])
+
+    def sample() -> None:
+        initial_frame, initial_pose = torch.randn_like(video[:1]), torch.randn_like(motion[:1])
+        z_v = replace_initial(torch.randn_like(video[:1]), initial_frame)
+        z_m = replace_initial(torch.randn_like(motion[:1]), initial_pose)
+        dropped_v = replace_initial(torch.randn_like(z_v), initial_frame)
+        dropped_m = replace_initial(torch.randn_like(z_m), initial_pose)
+        video_scheduler.set_timesteps(args.steps, device=device)
+        motion_scheduler.set_timesteps(args.steps, device=device)
+        for step in video_scheduler.timesteps:
+            v_pred, m_pred = guided_prediction(
+                model, "t2vm", z_v, z_m, step, text[:1], null, dropped_v, dropped_m, GuidanceScales()
+            )
+            z_v = replace_initial(video_scheduler.step(v_pred, step, z_v).prev_sample, initial_frame)
+            z_m = replace_initial(motion_scheduler.step(m_pred, step, z_m).prev_sample, initial_pose)
+
+    if args.samples == 0:
+        return
+    with torch.no_grad():
+        t2vm = [_seconds(sample) for _ in range(args.samples)]
+    print(
+        f"T2VM 5 s sample, {args.steps} steps, guidance (5 evaluations/step batched), no VAE decode: "
+        f"{statistics.median(t2vm):.2f} s (median of {args.samples})"
+    )
+
+
+if __name__ == "__main__":
+    main()

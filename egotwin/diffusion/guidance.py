@@ -1,0 +1,196 @@
+"""Classifier-free guidance over text and the other modality (paper Eq. 3 and 4, spec section 9).
+
+"Dropping" a modality = feeding it as pure noise at timestep T (the last training timestep; pure noise under zero
+terminal SNR); "conditioning" on it = feeding it clean at timestep 0. With e(z_v, z_m, c, t_v, t_m) the network's
+prediction for the generated modality:
+
+- TM2V (Eq. 3), motion given clean:
+  ``e(z_v^t, z_m^T, 0, t, T) + w_t [e(z_v^t, z_m^T, c, t, T) - e(z_v^t, z_m^T, 0, t, T)]
+  + w_m [e(z_v^t, z_m^0, c, t, 0) - e(z_v^t, z_m^T, c, t, T)]``  (0 = null text)
+- TV2M: the mirror image, video given clean, weight ``w_v``.
+- T2VM (Eq. 4): both modalities noisy at the same t. Each modality's prediction has the Eq. 3 form with the
+  co-noised evaluation ``e(z_v^t, z_m^t, c, t, t)`` in place of the clean-conditioned one: video uses ``w_m`` for
+  its cross-modal term, motion uses ``w_v``.
+
+TM2V and TV2M need three network evaluations per step. In T2VM the co-noised evaluation serves both modalities,
+but each modality's "other modality dropped" pair (with and without text) is its own, so T2VM needs five.
+All of a step's evaluations run as one batched transformer call (`3B` or `5B` rows).
+I0 and P0 stay clean in every variant: callers pass latents whose entry 0 already holds them.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from egotwin.models.transformer import EgoTwinTransformer3DModel
+
+GuidanceMode = Literal["t2vm", "tm2v", "tv2m"]
+MODES: tuple[str, ...] = ("t2vm", "tm2v", "tv2m")
+
+
+@dataclass(frozen=True)
+class GuidanceScales:
+    """Guidance weights (defaults to be tuned on validation).
+
+    Args:
+        text: w_t, text guidance.
+        motion: w_m, how strongly the video follows the motion (TM2V, and the video side of T2VM).
+        video: w_v, how strongly the motion follows the video (TV2M, and the motion side of T2VM).
+    """
+
+    text: float = 6.0
+    motion: float = 1.5
+    video: float = 1.5
+
+
+@dataclass
+class GuidanceBatch:
+    """The network inputs of all guidance variants of one step, stacked variant-major along the batch.
+
+    Args:
+        video: `(nB, F, C, H, W)`. motion: `(nB, M, C_m)`. prompt_embeds: `(nB, N_text, D_text)`.
+        video_timestep, motion_timestep: `(nB,)`. num_variants: n (3, or 5 for T2VM).
+    """
+
+    video: torch.Tensor
+    motion: torch.Tensor
+    prompt_embeds: torch.Tensor
+    video_timestep: torch.Tensor
+    motion_timestep: torch.Tensor
+    num_variants: int
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown guidance mode {mode!r}; choose one of {MODES}")
+
+
+def build_guidance_batch(
+    mode: GuidanceMode,
+    video: torch.Tensor,
+    motion: torch.Tensor,
+    timestep: torch.Tensor | int,
+    prompt_embeds: torch.Tensor,
+    negative_prompt_embeds: torch.Tensor,
+    dropped_video: torch.Tensor,
+    dropped_motion: torch.Tensor,
+    num_train_timesteps: int = 1000,
+) -> GuidanceBatch:
+    """Stack the guidance variants of one sampling step.
+
+    Args:
+        mode: "t2vm", "tm2v" or "tv2m".
+        video: `(B, F, C, H, W)` video latents: noisy at `timestep` when generated (t2vm, tm2v), clean when
+            given (tv2m).
+        motion: `(B, M, C_m)` motion latents: noisy when generated (t2vm, tv2m), clean when given (tm2v).
+        timestep: the current timestep of the generated modalities, scalar or `(B,)`.
+        prompt_embeds, negative_prompt_embeds: text and null-text embeddings `(B, N_text, D_text)`.
+        dropped_video, dropped_motion: pure-noise stand-ins for a dropped modality, shaped like `video` / `motion`,
+            with entry 0 holding the clean I0 / P0 latent.
+    """
+    _check_mode(mode)
+    batch_size = video.size(0)
+    t = torch.as_tensor(timestep, device=video.device).reshape(-1).expand(batch_size)
+    last = torch.full_like(t, num_train_timesteps - 1)
+    zero = torch.zeros_like(t)
+    text, null = prompt_embeds, negative_prompt_embeds
+    # Each variant: (video, t_v, motion, t_m, text).
+    if mode == "tm2v":
+        variants = [
+            (video, t, dropped_motion, last, null),
+            (video, t, dropped_motion, last, text),
+            (video, t, motion, zero, text),
+        ]
+    elif mode == "tv2m":
+        variants = [
+            (dropped_video, last, motion, t, null),
+            (dropped_video, last, motion, t, text),
+            (video, zero, motion, t, text),
+        ]
+    else:
+        variants = [
+            (video, t, dropped_motion, last, null),
+            (video, t, dropped_motion, last, text),
+            (video, t, motion, t, text),
+            (dropped_video, last, motion, t, null),
+            (dropped_video, last, motion, t, text),
+        ]
+    columns = list(zip(*variants))
+    return GuidanceBatch(
+        video=torch.cat(columns[0]),
+        video_timestep=torch.cat(columns[1]),
+        motion=torch.cat(columns[2]),
+        motion_timestep=torch.cat(columns[3]),
+        prompt_embeds=torch.cat(columns[4]),
+        num_variants=len(variants),
+    )
+
+
+def _guide(
+    unconditional: torch.Tensor, text: torch.Tensor, joint: torch.Tensor, w_text: float, w_cross: float
+) -> torch.Tensor:
+    """Eq. 3: e_null + w_t (e_text - e_null) + w_cross (e_joint - e_text)."""
+    return unconditional + w_text * (text - unconditional) + w_cross * (joint - text)
+
+
+def combine_guidance(
+    mode: GuidanceMode, video_out: torch.Tensor, motion_out: torch.Tensor, scales: GuidanceScales
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Combine the network outputs of a `GuidanceBatch` (same row order) into the guided predictions.
+
+    Args:
+        video_out: `(nB, F, C, H, W)`; motion_out: `(nB, M, C_m)`.
+
+    Returns:
+        (video prediction `(B, F, C, H, W)`, motion prediction `(B, M, C_m)`); None for the given modality.
+    """
+    _check_mode(mode)
+    if mode == "tm2v":
+        return _guide(*video_out.chunk(3), scales.text, scales.motion), None
+    if mode == "tv2m":
+        return None, _guide(*motion_out.chunk(3), scales.text, scales.video)
+    video_null, video_text, video_joint, _, _ = video_out.chunk(5)
+    _, _, motion_joint, motion_null, motion_text = motion_out.chunk(5)
+    return (
+        _guide(video_null, video_text, video_joint, scales.text, scales.motion),
+        _guide(motion_null, motion_text, motion_joint, scales.text, scales.video),
+    )
+
+
+def guided_prediction(
+    transformer: EgoTwinTransformer3DModel,
+    mode: GuidanceMode,
+    video: torch.Tensor,
+    motion: torch.Tensor,
+    timestep: torch.Tensor | int,
+    prompt_embeds: torch.Tensor,
+    negative_prompt_embeds: torch.Tensor,
+    dropped_video: torch.Tensor,
+    dropped_motion: torch.Tensor,
+    scales: GuidanceScales = GuidanceScales(),
+    num_train_timesteps: int = 1000,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Guided (video, motion) velocity predictions of one step, from one batched transformer call.
+
+    Arguments as in `build_guidance_batch` (`num_train_timesteps`: the scheduler's); returns as `combine_guidance`.
+    """
+    batch = build_guidance_batch(
+        mode,
+        video,
+        motion,
+        timestep,
+        prompt_embeds,
+        negative_prompt_embeds,
+        dropped_video,
+        dropped_motion,
+        num_train_timesteps,
+    )
+    output = transformer(
+        hidden_states=batch.video,
+        encoder_hidden_states=batch.prompt_embeds,
+        timestep=batch.video_timestep,
+        motion_hidden_states=batch.motion,
+        motion_timestep=batch.motion_timestep,
+    )
+    return combine_guidance(mode, output.sample, output.motion_sample, scales)
