@@ -1,0 +1,69 @@
+"""Encode/decode time of one 5 s clip for each tokenizer on CPU (or CUDA when present), median of repeats.
+
+    python -m benchmarks.bench_tokenizers [--repeats 3] [--threads N]   (from the repository root)
+
+Clip: video (1, 3, 41, 64, 64) through the small CogVideoX VAE (the stage-0 default config), motion (1, 81, 282)
+head-centric features through the default motion VAE, and one caption through the text encoder (all-MiniLM-L6-v2).
+Weights are random (speed does not depend on them); the timings cover the networks only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from egotwin.models.motion_vae import MotionVAE
+from egotwin.models.text_encoder import TextEncoder
+from egotwin.models.video_vae import decode_video, encode_video, small_video_vae
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+
+    video_vae = small_video_vae().to(device).eval()
+    video = torch.rand(1, 3, 41, 64, 64, device=device) * 2 - 1
+    video_latents = encode_video(video_vae, video)
+    motion_vae = MotionVAE().to(device).eval()
+    motion = torch.randn(1, 81, 282, device=device)
+    motion_latents = motion_vae.encode(motion).mean
+    text = TextEncoder.from_minilm().to(device)
+
+    rows = [
+        ("video VAE encode (41x64x64 -> 11x16x8x8)", lambda: encode_video(video_vae, video)),
+        ("video VAE decode", lambda: decode_video(video_vae, video_latents)),
+        ("motion VAE encode (81x282 -> 21x32)", lambda: motion_vae.encode(motion)),
+        ("motion VAE decode", lambda: motion_vae.decode(motion_latents)),
+        ("text encoder (1 prompt, 32 tokens)", lambda: text.encode("walk to the red table, then open the door on the left")),
+    ]
+    print(f"device={device} threads={torch.get_num_threads()} repeats={args.repeats}")
+    for name, fn in rows:
+        print(f"{name:45s} median {1000 * median_seconds(fn, args.repeats):9.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data: the clip data set and the latent cache the diffusion stages train from."""
