@@ -5,6 +5,7 @@ import torch
 
 from egotwin.models.attention_mask import build_attention_mask, video_motion_links
 from egotwin.models.transformer import EgoTwinTransformer3DModel
+from tiny_transformer import TINY_COGVIDEOX, TINY_MOTION
 
 TEXT, FRAMES, PER_FRAME, LATENTS = 3, 11, 4, 21
 
@@ -56,22 +57,14 @@ def one_layer_model(full_attention: bool = False) -> EgoTwinTransformer3DModel:
     """One joint layer: every output token is a per-token function of that layer's attention output."""
     torch.manual_seed(0)
     return EgoTwinTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=4,
-        out_channels=4,
-        time_embed_dim=32,
-        text_embed_dim=24,
+        **{**TINY_COGVIDEOX, "sample_frames": 41},
+        **TINY_MOTION,
         num_layers=1,
         motion_num_layers=1,
         sample_width=4,
         sample_height=4,
-        sample_frames=41,
-        patch_size=2,
         max_text_seq_length=TEXT,
         use_rotary_positional_embeddings=True,
-        motion_in_channels=6,
-        motion_dim=32,
         full_attention=full_attention,
     ).eval()
 

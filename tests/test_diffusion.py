@@ -15,6 +15,7 @@ from egotwin.diffusion import (
     sample_timesteps,
 )
 from egotwin.models.transformer import EgoTwinTransformer3DModel
+from tiny_transformer import TINY_COGVIDEOX, TINY_MOTION
 
 B, F, M = 2, 3, 5
 
@@ -22,21 +23,13 @@ B, F, M = 2, 3, 5
 def small_model(**overrides) -> EgoTwinTransformer3DModel:
     torch.manual_seed(0)
     config = dict(
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=4,
-        out_channels=4,
-        time_embed_dim=32,
-        text_embed_dim=24,
+        **TINY_COGVIDEOX,
+        **TINY_MOTION,
         num_layers=2,
         sample_width=4,
         sample_height=4,
-        sample_frames=9,
-        patch_size=2,
         max_text_seq_length=6,
         use_rotary_positional_embeddings=True,
-        motion_in_channels=6,
-        motion_dim=32,
     )
     return EgoTwinTransformer3DModel(**{**config, **overrides})
 

@@ -10,22 +10,11 @@ from diffusers.models.embeddings import get_1d_sincos_pos_embed_from_grid
 
 from egotwin.models.presets import build_transformer, parameter_counts, transformer_config
 from egotwin.models.transformer import EgoTwinTransformer3DModel
+from tiny_transformer import TINY_COGVIDEOX as TINY
+from tiny_transformer import TINY_MOTION
 
-TINY_COGVIDEOX = dict(
-    num_attention_heads=2,
-    attention_head_dim=16,
-    in_channels=4,
-    out_channels=4,
-    time_embed_dim=32,
-    text_embed_dim=24,
-    num_layers=4,
-    sample_width=8,
-    sample_height=8,
-    sample_frames=9,
-    patch_size=2,
-    max_text_seq_length=7,
-)
-MOTION = dict(motion_dim=32, motion_in_channels=6)
+TINY_COGVIDEOX = dict(**TINY, num_layers=4, sample_width=8, sample_height=8, max_text_seq_length=7)
+MOTION = TINY_MOTION
 
 
 def random_cogvideox(rope: bool) -> CogVideoXTransformer3DModel:
