@@ -160,7 +160,7 @@ def test_tiny_preset_runs_a_5_second_clip():
     model = build_transformer("tiny").eval()
     generator = torch.Generator().manual_seed(0)
     video = torch.randn(1, 11, 16, 8, 8, generator=generator)
-    motion = torch.randn(1, 21, 16, generator=generator)
+    motion = torch.randn(1, 21, 32, generator=generator)
     text = torch.randn(1, 32, 384, generator=generator)
     with torch.no_grad():
         out = model(video, text, torch.tensor([999]), motion_hidden_states=motion, motion_timestep=torch.tensor([0]))

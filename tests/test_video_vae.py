@@ -77,3 +77,19 @@ def test_latent_scaling_factor_gives_unit_spread():
     factor = latent_scaling_factor(latents)
     assert factor == pytest.approx(1 / 3, rel=1e-2)
     assert (latents * factor).std().item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_mkldnn_route_matches_stock_convolutions_in_value_and_gradient():
+    torch.manual_seed(1)
+    routed = small_video_vae(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32)
+    stock = AutoencoderKLCogVideoX.from_config(routed.config)
+    routed.load_state_dict(stock.state_dict())
+    video = torch.rand(1, 3, 9, 16, 16) * 2 - 1
+    outputs = []
+    for vae in (stock, routed):
+        latents = vae.encode(video).latent_dist.mode()
+        reconstruction = vae.decode(latents).sample
+        reconstruction.square().mean().backward()
+        outputs.append((reconstruction.detach(), vae.encoder.conv_in.conv.weight.grad.clone()))
+    assert torch.allclose(outputs[0][0], outputs[1][0], atol=1e-5)
+    assert torch.allclose(outputs[0][1], outputs[1][1], rtol=1e-3, atol=1e-6)

@@ -205,3 +205,21 @@ def test_worker_count_does_not_change_the_data(clips, tmp_path):
     for record in again:
         for name in ("motion.npz", "cameras.npz", "video.mp4"):
             assert _digest(tmp_path / record["path"] / name) == _digest(root / record["path"] / name), name
+
+
+def test_an_interrupted_run_resumes_from_its_journal(clips, tmp_path):
+    root, records = clips
+    # a run of 2 clips (apartment 0), then the same run asked for 4: apartment 0 is not made again
+    generate(tmp_path, 2, seed=SEED, workers=1, config=CONFIG, progress=False)
+    first_video = tmp_path / records[0]["path"] / "video.mp4"
+    stamp = first_video.stat().st_mtime_ns
+    # a run killed while writing leaves a cut-off last journal line: that apartment is simply redone
+    with open(tmp_path / generate_module.JOURNAL_NAME, "a") as journal:
+        journal.write('{"apartment": 1, "reco')
+    resumed = generate(tmp_path, 4, seed=SEED, workers=1, config=CONFIG, progress=False)
+    assert first_video.stat().st_mtime_ns == stamp
+    assert [r["clip_id"] for r in resumed] == [r["clip_id"] for r in records]
+    assert (tmp_path / "metadata.jsonl").read_text() == (root / "metadata.jsonl").read_text()
+    assert generate_module._read_journal(tmp_path / generate_module.JOURNAL_NAME, SEED, CONFIG).keys() == {0, 1}
+    with pytest.raises(ValueError, match="other settings"):
+        generate(tmp_path, 4, seed=SEED + 1, workers=1, config=CONFIG, progress=False)

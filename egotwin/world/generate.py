@@ -199,6 +199,32 @@ def _generate_apartment_clips(job: tuple[Path, int, int, list[int]]) -> list[dic
     return records
 
 
+JOURNAL_NAME = "progress.jsonl"
+"""Journal of finished apartments in a generation folder: a killed run restarts where it stopped."""
+
+
+def _read_journal(path: Path, seed: int, config: WorldConfig) -> dict[int, list[dict]]:
+    """Finished apartments (index -> clip records) of an interrupted run with the same seed and settings."""
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    if not lines:
+        return {}
+    header = json.loads(lines[0])
+    if header != {"seed": seed, "config": json.loads(json.dumps(asdict(config)))}:
+        raise ValueError(
+            f"{path.parent} holds a run with other settings ({lines[0]}); use another --out folder or delete it"
+        )
+    done = {}
+    for line in lines[1:]:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:  # the last line of a killed run may be cut short: that apartment is redone
+            continue
+        done[entry["apartment"]] = entry["records"]
+    return done
+
+
 def generate(
     out: str | Path,
     num_clips: int,
@@ -219,25 +245,42 @@ def generate(
         (root, seed, a, list(range(a * per, min(num_clips, (a + 1) * per))))
         for a in range((num_clips + per - 1) // per)
     ]
-    records: list[dict] = []
+    # Resume: every finished apartment is appended to a journal; a rerun with the same settings skips those.
+    journal_path = root / JOURNAL_NAME
+    done = _read_journal(journal_path, seed, config)
+    # (an apartment journaled by a smaller run has fewer clips than this run wants: it is made again, identically)
+    todo = [job for job in jobs if len(done.get(job[2], ())) < len(job[3])]
     bar = tqdm(total=num_clips, desc="clips", unit="clip", disable=not progress)
-    if workers == 1:
-        _init_worker(config, pool_worker=False)
-        try:
-            for job in jobs:
-                records += _generate_apartment_clips(job)
-                bar.update(len(job[3]))
-        finally:
-            _WORKER.pop("renderer").close()
-    else:
-        # spawn: every worker opens its own EGL context; a worker that fails to start breaks the pool (an error
-        # here) instead of being restarted forever
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config,)) as pool:
-            for batch in pool.map(_generate_apartment_clips, jobs):
-                records += batch
-                bar.update(len(batch))
+    bar.update(num_clips - sum(len(job[3]) for job in todo))
+    with open(journal_path, "a") as journal:
+        if journal.tell() == 0:
+            journal.write(json.dumps({"seed": seed, "config": asdict(config)}, sort_keys=True) + "\n")
+        elif not journal_path.read_bytes().endswith(b"\n"):
+            journal.write("\n")  # end the cut-off line of a killed run, so the next entry stays readable
+
+        def finish(apartment_index: int, batch: list[dict]) -> None:
+            done[apartment_index] = batch
+            journal.write(json.dumps({"apartment": apartment_index, "records": batch}, sort_keys=True) + "\n")
+            journal.flush()
+            bar.update(len(batch))
+
+        if workers == 1:
+            _init_worker(config, pool_worker=False)
+            try:
+                for job in todo:
+                    finish(job[2], _generate_apartment_clips(job))
+            finally:
+                _WORKER.pop("renderer").close()
+        elif todo:
+            # spawn: every worker opens its own EGL context; a worker that fails to start breaks the pool (an error
+            # here) instead of being restarted forever
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config,)) as pool:
+                for job, batch in zip(todo, pool.map(_generate_apartment_clips, todo)):
+                    finish(job[2], batch)
     bar.close()
+    wanted = {f"s{seed}_{i:06d}" for job in jobs for i in job[3]}
+    records = [record for job in jobs for record in done[job[2]] if record["clip_id"] in wanted]
     (root / "config.json").write_text(
         json.dumps({"seed": seed, "num_clips": num_clips, **asdict(config)}, indent=2) + "\n"
     )
