@@ -24,7 +24,7 @@ def cache(tmp_path_factory):
     stats = FeatureStats.accumulate([representation.encode(clip_motion(data[i])) for i in range(5)], representation="head_centric")
     parts = dict(
         video_vae=small_video_vae(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32).eval(),
-        motion_vae=MotionVAE(latent_channels=8, block_out_channels=(32, 32), layers_per_block=1).eval(),
+        motion_vae=MotionVAE(latent_channels=8, block_out_channels=(32, 32), layers_per_block=1, scaling_factor=0.5).eval(),
         text_encoder=TextEncoder.from_minilm(),
         representation=representation,
         stats=stats,
@@ -38,7 +38,7 @@ def test_index_and_shards(cache):
     index = json.loads((root / "index.json").read_text())
     assert index["num_items"] == 5 and [s["count"] for s in index["shards"]] == [2, 2, 1]
     assert index["items"][3] == {"clip_id": data[3]["clip_id"], "caption": data[3]["caption"]}
-    assert index["motion_vae"] == {"latent_channels": 8, "representation": "head_centric"}
+    assert index["motion_vae"] == {"latent_channels": 8, "representation": "head_centric", "scaling_factor": 0.5}
     assert index["text_encoder"] == {"name": "all-MiniLM-L6-v2", "dim": 384, "max_length": 32}
     assert index["video_vae"]["scaling_factor"] == parts["video_vae"].config.scaling_factor
 
@@ -51,10 +51,13 @@ def test_cached_means_equal_direct_encoding(cache):
     for i in (0, 3, 4):
         item, clip = dataset[i], data[i]
         video_mean, _ = encode_video_distribution(parts["video_vae"], clip["video"][None])
-        torch.testing.assert_close(item["video_latents"], video_mean[0])
+        torch.testing.assert_close(item["video_latents"][1:], video_mean[0, 1:])
+        # O^0 is the start frame encoded by itself, as the pipeline encodes I0
+        start_mean, _ = encode_video_distribution(parts["video_vae"], clip["video"][None, :, :1])
+        torch.testing.assert_close(item["video_latents"][:1], start_mean[0])
         assert item["video_latents"].shape == (3, 16, 2, 2)
         features = parts["stats"].normalize(parts["representation"].encode(clip_motion(clip)))
-        torch.testing.assert_close(item["motion_latents"], parts["motion_vae"].encode(features[None]).mean[0])
+        torch.testing.assert_close(item["motion_latents"], 0.5 * parts["motion_vae"].encode(features[None]).mean[0])
         assert item["motion_latents"].shape == (5, 8)
         embeddings, mask = parts["text_encoder"].encode(clip["caption"])
         torch.testing.assert_close(item["text_embeddings"], embeddings[0])

@@ -23,6 +23,7 @@ from egotwin.body.rotations import geodesic_angle
 from egotwin.body.skeleton import HEAD
 from egotwin.data.latents import clip_motion
 from egotwin.models.motion_vae import MotionVAE, motion_vae_loss
+from egotwin.models.video_vae import latent_scaling_factor
 from egotwin.motion.normalization import FeatureStats
 from egotwin.motion.representation import MotionRepresentation, get_representation
 from training.common import (
@@ -95,6 +96,16 @@ def evaluate(
     return {key: value / len(features) for key, value in sums.items()}
 
 
+@torch.no_grad()
+def motion_latent_scale(vae: MotionVAE, features: torch.Tensor, batch_size: int = 256) -> float:
+    """1 / std of the posterior means of z-scored features (N, T, D): the factor that gives the diffusion transformer
+    unit-variance motion latents (what `latent_scaling_factor` is for the video VAE)."""
+    vae.eval()
+    device = next(vae.parameters()).device
+    means = [vae.encode(features[i : i + batch_size].to(device)).mean for i in range(0, len(features), batch_size)]
+    return latent_scaling_factor(torch.cat(means))
+
+
 def train(config: Stage1Config, dataset: Dataset, val_dataset: Dataset | None = None) -> MotionVAE:
     """Train (or resume) the motion VAE on the clips of `dataset`; returns the trained model (unwrapped)."""
     # 1. Run directory, features and their statistics
@@ -144,6 +155,7 @@ def train(config: Stage1Config, dataset: Dataset, val_dataset: Dataset | None = 
     # 4. Export the model with its statistics, and score the held-out split
     model = accelerator.unwrap_model(vae)
     if accelerator.is_main_process:
+        model.register_to_config(scaling_factor=motion_latent_scale(model, train_set.tensors[0]))
         model.save_pretrained(output_dir / "motion_vae")
         stats.save(output_dir / "motion_vae" / "feature_stats.safetensors")
         if val_dataset is not None and len(val_dataset):

@@ -6,7 +6,8 @@ Layout of a cache folder:
   the video VAE's scaling factor, the motion representation, the text encoder's name, width and length).
 - `shard_XXXXX.safetensors`: per shard of up to `shard_size` items, stacked along dim 0:
   `video_mean`, `video_std` (N, T', 16, h, w), already multiplied by the video VAE's scaling factor (the transformer's
-  layout); `motion_mean`, `motion_std` (N, k+1, C); `text_embeddings` (N, L, D); `text_mask` (N, L) uint8.
+  layout); `motion_mean`, `motion_std` (N, k+1, C), multiplied by the motion VAE's scaling factor; video latent frame 0 is the
+  latent of the start frame encoded alone, as the pipeline encodes I0; `text_embeddings` (N, L, D); `text_mask` (N, L) uint8.
 - `null_text.safetensors`: the embedding and mask of the empty prompt "", for text dropout.
 - `feature_stats.safetensors`: the motion feature statistics the motion latents were made with (to decode them).
 
@@ -74,6 +75,7 @@ def cache_latents(
     device = next(motion_vae.parameters()).device
     video_device = next(video_vae.parameters()).device
 
+    motion_scale = motion_vae.config.scaling_factor
     items, shards, pending = [], [], []
 
     def flush() -> None:
@@ -88,6 +90,9 @@ def cache_latents(
         # 1. Video: posterior of the scaled latents
         video = torch.stack([item["video"] for item in batch]).to(video_device)
         video_mean, video_std = encode_video_distribution(video_vae, video)
+        # O^0 as sampling will see it: I0 encoded alone (the VAE's GroupNorms pool over the frames encoded together,
+        # so latent frame 0 of the whole clip differs slightly from the latent of the start frame by itself)
+        video_mean[:, :1], video_std[:, :1] = encode_video_distribution(video_vae, video[:, :, :1])
         # 2. Motion: canonicalise, features, z-score, posterior
         features = torch.stack([representation.encode(clip_motion(item)).float() for item in batch])
         posterior = motion_vae.encode(stats.normalize(features).to(device))
@@ -97,8 +102,8 @@ def cache_latents(
             {
                 "video_mean": video_mean.float().cpu(),
                 "video_std": video_std.float().cpu(),
-                "motion_mean": posterior.mean.float().cpu(),
-                "motion_std": posterior.std.float().cpu(),
+                "motion_mean": (posterior.mean * motion_scale).float().cpu(),
+                "motion_std": (posterior.std * motion_scale).float().cpu(),
                 "text_embeddings": embeddings.cpu(),
                 "text_mask": mask.to(torch.uint8).cpu(),
             }
@@ -117,7 +122,11 @@ def cache_latents(
         "shards": shards,
         "items": items,
         "video_vae": {"latent_channels": video_vae.config.latent_channels, "scaling_factor": video_vae.config.scaling_factor},
-        "motion_vae": {"latent_channels": motion_vae.config.latent_channels, "representation": representation.name},
+        "motion_vae": {
+            "latent_channels": motion_vae.config.latent_channels,
+            "representation": representation.name,
+            "scaling_factor": motion_scale,
+        },
         "text_encoder": {"name": text_encoder.name, "dim": text_encoder.dim, "max_length": text_encoder.max_length},
     }
     (output_dir / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")

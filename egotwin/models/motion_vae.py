@@ -179,6 +179,8 @@ class MotionVAE(ModelMixin, ConfigMixin):
 
     Layouts: features (B, T, D) with T = 4k+1 (81 at 16 fps for 5 s); latents (B, k+1, C) (21 for 81 frames), the
     sequence layout the diffusion transformer takes (its motion token width is `config.latent_channels`).
+    `config.scaling_factor` (set by stage 1 from the latents' spread, as for the video VAE): the diffusion transformer
+    sees latents multiplied by it, so both modalities enter the diffusion at unit variance; divide before `decode`.
     """
 
     @register_to_config
@@ -190,6 +192,7 @@ class MotionVAE(ModelMixin, ConfigMixin):
         layers_per_block: int = 2,
         dropout: float = 0.0,
         representation: str = "head_centric",
+        scaling_factor: float = 1.0,
     ):
         super().__init__()
         if len(block_out_channels) != 2:
