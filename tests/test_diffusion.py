@@ -158,10 +158,11 @@ def direct_terms(model, mode, video, motion, t, text, null, noise_v, noise_m):
                 e(video, motion, text, 0, t)[1],
             )
         }
-    joint = e(video, motion, text, t, t)
+    # T2VM (four rows): N co-noised without text, C co-noised with text, Dv motion dropped, Dm video dropped.
+    null_joint, text_joint = e(video, motion, null, t, t), e(video, motion, text, t, t)
     return {
-        "video": (e(video, noise_m, null, t, T)[0], e(video, noise_m, text, t, T)[0], joint[0]),
-        "motion": (e(noise_v, motion, null, T, t)[1], e(noise_v, motion, text, T, t)[1], joint[1]),
+        "video": (null_joint[0], text_joint[0], e(video, noise_m, text, t, T)[0]),
+        "motion": (null_joint[1], text_joint[1], e(noise_v, motion, text, T, t)[1]),
     }
 
 
@@ -179,7 +180,7 @@ def test_guidance_equals_the_per_term_formula_in_one_batched_call(mode):
             model, mode, video, motion, 600, text, null, noise_v, noise_m, scales
         )
     hook.remove()
-    assert calls == [(5 if mode == "t2vm" else 3) * B]  # one batched call per step
+    assert calls == [(4 if mode == "t2vm" else 3) * B]  # one batched call per step
 
     terms = direct_terms(model, mode, video, motion, 600, text, null, noise_v, noise_m)
     weights = {"video": scales.motion, "motion": scales.video}  # cross-modal weight of each generated modality
@@ -187,8 +188,12 @@ def test_guidance_equals_the_per_term_formula_in_one_batched_call(mode):
         if name not in terms:
             assert guided is None
             continue
-        null_term, text_term, joint_term = terms[name]
-        expected = null_term + scales.text * (text_term - null_term) + weights[name] * (joint_term - text_term)
+        if mode == "t2vm":  # N + w_t (C - N) + w_cross (C - D_other)
+            null_term, text_term, dropped_term = terms[name]
+            expected = null_term + scales.text * (text_term - null_term) + weights[name] * (text_term - dropped_term)
+        else:  # Eq. 3: N + w_t (C - N) + w_cross (J - C)
+            null_term, text_term, joint_term = terms[name]
+            expected = null_term + scales.text * (text_term - null_term) + weights[name] * (joint_term - text_term)
         torch.testing.assert_close(guided, expected, atol=1e-5, rtol=1e-4)
 
 
@@ -201,5 +206,9 @@ def test_guidance_combination_known_answers():
     assert torch.equal(video, null)
     _, motion = combine_guidance("tv2m", outs, outs, GuidanceScales(text=1.0, video=1.0))
     assert torch.equal(motion, joint)
+    rows = torch.tensor([[1.0], [3.0], [10.0], [-4.0]]).repeat_interleave(B, 0)  # T2VM rows: N, C, Dv, Dm
+    video, motion = combine_guidance("t2vm", rows, rows, GuidanceScales(text=2.0, motion=0.5, video=0.25))
+    torch.testing.assert_close(video, torch.full((B, 1), 1 + 2 * (3 - 1) + 0.5 * (3 - 10.0)))
+    torch.testing.assert_close(motion, torch.full((B, 1), 1 + 2 * (3 - 1) + 0.25 * (3 + 4.0)))
     with pytest.raises(ValueError, match="unknown guidance mode"):
         build_guidance_batch("v2t", *latents()[:2], 0, latents()[2], latents()[2], *latents()[:2])

@@ -8,13 +8,18 @@ prediction for the generated modality:
   ``e(z_v^t, z_m^T, 0, t, T) + w_t [e(z_v^t, z_m^T, c, t, T) - e(z_v^t, z_m^T, 0, t, T)]
   + w_m [e(z_v^t, z_m^0, c, t, 0) - e(z_v^t, z_m^T, c, t, T)]``  (0 = null text)
 - TV2M: the mirror image, video given clean, weight ``w_v``.
-- T2VM (Eq. 4): both modalities noisy at the same t. Each modality's prediction has the Eq. 3 form with the
-  co-noised evaluation ``e(z_v^t, z_m^t, c, t, t)`` in place of the clean-conditioned one: video uses ``w_m`` for
-  its cross-modal term, motion uses ``w_v``.
+- T2VM (Eq. 4): both modalities noisy at the same t, four evaluations:
+  N = e(z_v^t, z_m^t, 0, t, t), C = e(z_v^t, z_m^t, c, t, t), Dv = e(z_v^t, z_m^T, c, t, T) (motion dropped),
+  Dm = e(z_v^T, z_m^t, c, T, t) (video dropped);
+  ``video = N_v + w_t (C_v - N_v) + w_m (C_v - Dv_v)``, ``motion = N_m + w_t (C_m - N_m) + w_v (C_m - Dm_m)``.
 
-TM2V and TV2M need three network evaluations per step. In T2VM the co-noised evaluation serves both modalities,
-but each modality's "other modality dropped" pair (with and without text) is its own, so T2VM needs five.
-All of a step's evaluations run as one batched transformer call (`3B` or `5B` rows).
+Why four in T2VM when the spec counts three: TM2V and TV2M generate one modality, whose text term and cross-modal
+term share the "other modality dropped" row, so three rows suffice. T2VM generates both, and each modality's
+cross-modal term needs a reference with exactly the *other* modality dropped: (z_v^t, z_m^T) for video, (z_v^T, z_m^t)
+for motion. No single row drops "the other modality" for both, so one third row cannot serve both terms; the text pair
+(N, C) is shared, since both of its rows hold both modalities co-noised. Four is the minimum (Eq. 3 written out per
+modality would take five).
+All of a step's evaluations run as one batched transformer call (`3B` or `4B` rows).
 I0 and P0 stay clean in every variant: callers pass latents whose entry 0 already holds them.
 """
 
@@ -50,7 +55,7 @@ class GuidanceBatch:
 
     Args:
         video: `(nB, F, C, H, W)`. motion: `(nB, M, C_m)`. prompt_embeds: `(nB, N_text, D_text)`.
-        video_timestep, motion_timestep: `(nB,)`. num_variants: n (3, or 5 for T2VM).
+        video_timestep, motion_timestep: `(nB,)`. num_variants: n (3, or 4 for T2VM).
     """
 
     video: torch.Tensor
@@ -110,10 +115,9 @@ def build_guidance_batch(
         ]
     else:
         variants = [
-            (video, t, dropped_motion, last, null),
-            (video, t, dropped_motion, last, text),
+            (video, t, motion, t, null),
             (video, t, motion, t, text),
-            (dropped_video, last, motion, t, null),
+            (video, t, dropped_motion, last, text),
             (dropped_video, last, motion, t, text),
         ]
     columns = list(zip(*variants))
@@ -134,6 +138,13 @@ def _guide(
     return unconditional + w_text * (text - unconditional) + w_cross * (joint - text)
 
 
+def _joint_guide(
+    unconditional: torch.Tensor, text: torch.Tensor, other_dropped: torch.Tensor, w_text: float, w_cross: float
+) -> torch.Tensor:
+    """Eq. 4 (T2VM): N + w_t (C - N) + w_cross (C - D), with D the text-conditioned row without the other modality."""
+    return unconditional + w_text * (text - unconditional) + w_cross * (text - other_dropped)
+
+
 def combine_guidance(
     mode: GuidanceMode, video_out: torch.Tensor, motion_out: torch.Tensor, scales: GuidanceScales
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -150,11 +161,11 @@ def combine_guidance(
         return _guide(*video_out.chunk(3), scales.text, scales.motion), None
     if mode == "tv2m":
         return None, _guide(*motion_out.chunk(3), scales.text, scales.video)
-    video_null, video_text, video_joint, _, _ = video_out.chunk(5)
-    _, _, motion_joint, motion_null, motion_text = motion_out.chunk(5)
+    video_null, video_text, video_no_motion, _ = video_out.chunk(4)
+    motion_null, motion_text, _, motion_no_video = motion_out.chunk(4)
     return (
-        _guide(video_null, video_text, video_joint, scales.text, scales.motion),
-        _guide(motion_null, motion_text, motion_joint, scales.text, scales.video),
+        _joint_guide(video_null, video_text, video_no_motion, scales.text, scales.motion),
+        _joint_guide(motion_null, motion_text, motion_no_video, scales.text, scales.video),
     )
 
 
