@@ -1,0 +1,258 @@
+"""Training stages 2 (text-to-motion) and 3 (joint): configs and launcher files parse, the right weights train and the
+frozen ones stay put, text dropout hits ~10%, the ablation switches reach the model, losses fall when over-fitting,
+exact resumption (also after a real SIGKILL of the CLI), and two data-parallel processes keep identical weights while
+training on different clips."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate.utils import set_seed
+
+from egotwin.data.latents import cache_latents, clip_motion
+from egotwin.models.motion_vae import MotionVAE
+from egotwin.models.text_encoder import TextEncoder
+from egotwin.models.transformer import EgoTwinTransformer3DModel
+from egotwin.models.video_vae import small_video_vae
+from egotwin.motion.normalization import FeatureStats
+from egotwin.motion.representation import get_representation
+from training.common import load_config, parse_config, read_log, step_generator
+from training.latent_training import (
+    RUN_FILE,
+    apply_text_dropout,
+    build_stage_transformer,
+    open_caches,
+    parameters_sha256,
+    validation_loss,
+)
+from training.stage2_t2m import Stage2Config, text_motion_parameters
+from training.stage2_t2m import train as train_stage2
+from training.stage3_joint import Stage3Config
+from training.stage3_joint import train as train_stage3
+from training.synthetic_clips import SyntheticClips
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "training" / "configs"
+FAST = dict(batch_size=4, warmup_steps=1, log_every=1, checkpoint_every=100, val_split="", resume="", ema_decay=0.0)
+
+
+@pytest.fixture(scope="module")
+def latents(tmp_path_factory) -> Path:
+    """Latent caches `train` (12 clips) and `val` (4 clips) of synthetic clips, made with tiny random VAEs and MiniLM."""
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("latents")
+    representation = get_representation("head_centric")
+    text_encoder = TextEncoder.from_minilm()
+    video_vae = small_video_vae(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32).eval()
+    motion_vae = MotionVAE(latent_channels=8, block_out_channels=(32, 32), layers_per_block=1).eval()
+    for split, count, seed in (("train", 12, 0), ("val", 4, 1)):
+        data = SyntheticClips(count, size=16, num_video_frames=9, seed=seed)
+        stats = FeatureStats.accumulate([representation.encode(clip_motion(data[i])) for i in range(count)], representation=representation.name)
+        cache_latents(data, root / split, video_vae, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
+    return root
+
+
+def initial_model(config) -> EgoTwinTransformer3DModel:
+    """The weights a fresh run of `config` starts from (its seed, then the transformer, as `train` does)."""
+    set_seed(config.seed)
+    return build_stage_transformer(config, open_caches(config).index)
+
+
+def changed(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, bool]:
+    sb = dict(b.named_parameters())
+    return {name: not torch.equal(param, sb[name]) for name, param in a.named_parameters()}
+
+
+def without_time(record: dict) -> dict:
+    return {key: value for key, value in record.items() if key != "time_s"}
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    assert not any(changed(a, b).values())
+
+
+# ------------------------------------------------------------------------------------------ configs, launchers
+def test_config_files_and_ablation_switches():
+    stage2, stage3 = load_config(Stage2Config, CONFIGS / "stage2_t2m.json"), load_config(Stage3Config, CONFIGS / "stage3_joint.json")
+    assert stage2.train_text_branch and stage2.preset == "tiny" and stage2.text_dropout == 0.1 and stage2.ema_decay > 0
+    assert stage3.init_from == "runs/stage2_t2m/transformer" and (stage3.adam_beta1, stage3.adam_beta2) == (0.9, 0.95)
+    assert not stage3.shared_timestep and not stage3.full_attention and stage3.representation == "head_centric"
+    ablations = {"wo_mr": {"representation": "root_centric"}, "wo_im": {"full_attention": True}, "wo_ad": {"shared_timestep": True}}
+    for name, switch in ablations.items():
+        ablation = load_config(Stage3Config, CONFIGS / f"stage3_joint_{name}.json")
+        differing = {key for key in vars(stage3) if getattr(ablation, key) != getattr(stage3, key)}
+        assert {key: getattr(ablation, key) for key in switch} == switch
+        assert differing - {"output_dir", "latents", "init_from"} == set(switch), name
+    big = load_config(Stage3Config, CONFIGS / "stage3_joint_5b.json")
+    assert (big.preset, big.learning_rate, big.gradient_checkpointing, big.mixed_precision) == ("cogvideox-5b", 1e-5, True, "bf16")
+    assert load_config(Stage2Config, CONFIGS / "stage2_t2m_5b.json").train_text_branch is False
+    assert load_config(Stage2Config, CONFIGS / "stage2_t2m_wo_mr.json").representation == "root_centric"
+    parsed = parse_config(Stage3Config, ["--config", str(CONFIGS / "stage3_joint.json"), "--full_attention", "true", "--max_steps", "3"])
+    assert parsed.full_attention and parsed.max_steps == 3 and parsed.batch_size == stage3.batch_size
+
+
+def test_accelerate_launcher_files_parse():
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    ddp = load_config_from_file(str(REPO / "training" / "accelerate" / "ddp.yaml"))
+    assert (ddp.distributed_type, ddp.mixed_precision, ddp.use_cpu) == (DistributedType.MULTI_GPU, "bf16", False)
+    zero2 = load_config_from_file(str(REPO / "training" / "accelerate" / "zero2.yaml"))
+    assert (zero2.distributed_type, zero2.mixed_precision) == (DistributedType.DEEPSPEED, "bf16")
+    assert zero2.deepspeed_config["zero_stage"] == 2 and zero2.deepspeed_config["gradient_clipping"] == 1.0
+    assert zero2.deepspeed_config["offload_optimizer_device"] == zero2.deepspeed_config["offload_param_device"] == "none"
+
+
+def test_cache_must_match_the_expected_representation(latents, tmp_path):
+    with pytest.raises(ValueError, match="'root_centric' motion representation.*'head_centric'"):
+        open_caches(Stage3Config(output_dir=str(tmp_path), latents=str(latents), representation="root_centric"))
+    with pytest.raises(FileNotFoundError, match="not a latent cache"):
+        open_caches(Stage3Config(output_dir=str(tmp_path), latents=str(tmp_path)))
+
+
+# ---------------------------------------------------------------------------------------- what trains in stage 2
+def test_stage2_trains_the_motion_branch_and_leaves_the_text_branch_frozen(latents, tmp_path):
+    config = Stage2Config(output_dir=str(tmp_path / "frozen"), latents=str(latents), max_steps=2, learning_rate=1e-3, **FAST)
+    start, trained = initial_model(config), train_stage2(config)
+    moved = changed(start, trained)
+    assert all(moved[name] == EgoTwinTransformer3DModel.is_motion_parameter(name) for name in moved)
+    assert [r["step"] for r in read_log(tmp_path / "frozen")] == [1, 2]
+    assert "video_loss" not in read_log(tmp_path / "frozen")[0]  # no video tokens in stage 2
+
+
+def test_stage2_train_text_branch_trains_what_the_text_motion_forward_reaches(latents, tmp_path):
+    config = Stage2Config(output_dir=str(tmp_path), latents=str(latents), max_steps=2, learning_rate=1e-3,
+                          train_text_branch=True, **FAST)
+    start = initial_model(config)
+    reached = {id(p) for p in text_motion_parameters(start)}
+    names = {name for name, p in start.named_parameters() if id(p) in reached}
+    lower = start.config.motion_num_layers
+    assert "patch_embed.text_proj.weight" in names and f"transformer_blocks.{lower - 1}.attn1.to_k.weight" in names
+    assert {name for name, _ in start.named_parameters() if EgoTwinTransformer3DModel.is_motion_parameter(name)} <= names
+    assert not any(name.startswith(("patch_embed.proj.", "proj_out.", "norm_out.", f"transformer_blocks.{lower}."))
+                   for name in names)
+    moved = changed(start, train_stage2(config))
+    assert {name for name, is_moved in moved.items() if is_moved} == names
+
+
+def test_text_dropout_rate_and_replacement():
+    embeddings, null = torch.randn(16, 5, 3), torch.randn(5, 3)
+    dropped_total = 0
+    for step in range(500):
+        out, dropped = apply_text_dropout(embeddings, null, 0.1, step_generator(0, step))
+        assert torch.equal(out[dropped], null.expand(int(dropped.sum()), 5, 3)) and torch.equal(out[~dropped], embeddings[~dropped])
+        dropped_total += int(dropped.sum())
+    assert abs(dropped_total / (500 * 16) - 0.1) < 0.012
+    again, _ = apply_text_dropout(embeddings, null, 0.1, step_generator(0, 7))
+    assert torch.equal(again, apply_text_dropout(embeddings, null, 0.1, step_generator(0, 7))[0])
+
+
+# --------------------------------------------------------------------------------------------- stage 3 switches
+def test_ablation_switches_reach_the_model(latents, tmp_path, monkeypatch):
+    """w/o AD gives the model equal video and motion timesteps; w/o IM opens the mask, also when it starts from a
+    model saved with the structured mask; by default the timesteps differ and the mask blocks pairs."""
+    calls = []
+    forward = EgoTwinTransformer3DModel.forward
+
+    def recording_forward(self, *args, **kwargs):
+        if torch.is_grad_enabled():
+            calls.append((self.config.full_attention, kwargs["timestep"].clone(), kwargs["motion_timestep"].clone()))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(EgoTwinTransformer3DModel, "forward", recording_forward)
+    for name, switches in (("default", {}), ("wo_ad", {"shared_timestep": True}), ("wo_im", {"full_attention": True, "init_from": str(tmp_path / "default" / "transformer")})):
+        calls.clear()
+        model = train_stage3(Stage3Config(output_dir=str(tmp_path / name), latents=str(latents), max_steps=2, **FAST, **switches))
+        assert len(calls) == 2 and all(full == bool(switches.get("full_attention")) for full, _, _ in calls)
+        same_t = [torch.equal(t_v, t_m) for _, t_v, t_m in calls]
+        assert all(same_t) if switches.get("shared_timestep") else not any(same_t)
+        mask = EgoTwinTransformer3DModel.from_pretrained(tmp_path / name / "transformer").attention_mask(4, 3, 1, 5, torch.device("cpu"))
+        assert (mask is None) if switches.get("full_attention") else not mask.all()
+        assert model.config.full_attention == bool(switches.get("full_attention"))
+
+
+@pytest.mark.slow
+def test_losses_fall_when_over_fitting(latents, tmp_path):
+    """Validation on the training clips themselves (fixed noise and timesteps) falls well below the initial loss."""
+    overfit = dict(FAST, val_split="train", val_every=0, val_batches=3, text_dropout=0.0, sample_posterior=False,
+                   learning_rate=2e-3, max_steps=30, checkpoint_every=30)
+    for stage, config_cls, train, with_video in (("stage2", Stage2Config, train_stage2, False), ("stage3", Stage3Config, train_stage3, True)):
+        config = config_cls(output_dir=str(tmp_path / stage), latents=str(latents), **overfit)
+        before = validation_loss(initial_model(config), open_caches(config).val, config, with_video, False)["val_loss"]
+        train(config)
+        records = read_log(tmp_path / stage)
+        assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
+        assert records[-1]["val_loss"] < 0.7 * before, (stage, before, records[-1])
+
+
+# ------------------------------------------------------------------------------------------------- resumption
+@pytest.mark.slow
+def test_stage3_resume_continues_the_same_run(latents, tmp_path):
+    """EMA, validation and posterior sampling on: a run stopped at step 2 and resumed ends bit-identical to one that ran
+    through, and so do its log and its exported (EMA) transformer."""
+    run = dict(FAST, ema_decay=0.9, val_split="val", val_every=2, val_batches=1, checkpoint_every=2)
+    straight = train_stage3(Stage3Config(output_dir=str(tmp_path / "a"), latents=str(latents), max_steps=4, **run))
+    train_stage3(Stage3Config(output_dir=str(tmp_path / "b"), latents=str(latents), max_steps=2, **run))
+    resumed = train_stage3(Stage3Config(output_dir=str(tmp_path / "b"), latents=str(latents), max_steps=4, **{**run, "resume": "latest"}))
+    assert_same_weights(straight, resumed)
+    assert [without_time(r) for r in read_log(tmp_path / "a")] == [without_time(r) for r in read_log(tmp_path / "b")]
+    assert_same_weights(straight, EgoTwinTransformer3DModel.from_pretrained(tmp_path / "b" / "transformer"))
+    record = json.loads((tmp_path / "b" / "transformer" / RUN_FILE).read_text())
+    assert record["step"] == 4 and record["ema"] and record["latents"]["motion_vae"]["representation"] == "head_centric"
+    assert "val_loss" in read_log(tmp_path / "b")[-1]
+
+
+@pytest.mark.slow
+def test_stage2_survives_sigkill(latents, tmp_path):
+    """A real kill: the CLI is killed after its step-6 checkpoint (leaving a loadable transformer), restarted, and ends
+    where a straight run ends."""
+    args = ["--latents", str(latents), "--batch_size", "4", "--checkpoint_every", "3", "--log_every", "3", "--val_split", "",
+            "--warmup_steps", "1", "--ema_decay", "0.9", "--train_text_branch", "true"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # the thread count of this process: bit-identical float sums
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "training.stage2_t2m", "--output_dir", str(run), "--max_steps", "100000", *args],
+                               cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (run / "checkpoints" / "step_0000006" / "trainer_state.json").is_file():
+        assert process.poll() is None and time.time() < deadline, "training did not reach step 6"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert EgoTwinTransformer3DModel.from_pretrained(run / "transformer").config.motion_in_channels == 8
+    latest = max(int(p.name[5:]) for p in (run / "checkpoints").glob("step_*") if (p / "trainer_state.json").is_file())
+    target = latest + 3
+    subprocess.run([sys.executable, "-m", "training.stage2_t2m", "--output_dir", str(run), "--max_steps", str(target), *args],
+                   cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    straight = train_stage2(parse_config(Stage2Config, ["--output_dir", str(tmp_path / "straight"), "--max_steps", str(target), *args]))
+    assert_same_weights(straight, EgoTwinTransformer3DModel.from_pretrained(run / "transformer"))
+
+
+# ------------------------------------------------------------------------------------------------ data parallel
+@pytest.mark.slow
+def test_two_processes_keep_identical_weights_on_different_data(latents, tmp_path):
+    """`accelerate launch` with two CPU processes (torchrun + gloo: accelerate's own `--cpu` launcher starts one process
+    unless MPI is set up): after 3 steps both replicas hold the same weights, which equal the exported model, and
+    between them they trained on every clip of the epoch exactly once."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    run = tmp_path / "ddp"
+    subprocess.run(
+        ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
+         "-m", "training.stage3_joint", "--config", str(CONFIGS / "stage3_joint.json"), "--init_from", "",
+         "--latents", str(latents), "--output_dir", str(run), "--max_steps", "3", "--batch_size", "2", "--ema_decay", "0",
+         "--val_split", "", "--checkpoint_every", "3", "--log_every", "1"],
+        cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL,
+    )
+    reports = [json.loads((run / "replicas" / f"rank_{rank:02d}.json").read_text()) for rank in (0, 1)]
+    assert [r["step"] for r in reports] == [3, 3]
+    assert reports[0]["parameters_sha256"] == reports[1]["parameters_sha256"]
+    assert reports[0]["parameters_sha256"] == parameters_sha256(EgoTwinTransformer3DModel.from_pretrained(run / "transformer"))
+    seen = [set(r["clip_ids"]) for r in reports]
+    assert len(reports[0]["clip_ids"]) == 6 and not seen[0] & seen[1] and len(seen[0] | seen[1]) == 12
+    assert len(read_log(run)) == 3

@@ -1,0 +1,69 @@
+"""Stage 3: joint text-video-motion training (spec section 8): asynchronous timesteps, the structured attention mask,
+10% text dropout, video + motion diffusion loss; all weights train.
+
+    python -m training.stage3_joint --config training/configs/stage3_joint.json --latents CACHE --output_dir runs/stage3_joint
+
+The transformer starts from stage 2's export (`init_from` = its `transformer` folder) or, without one, from
+`cogvideox_folder` (or the preset's random init) with a fresh motion branch. CogVideoX's recipe: AdamW with betas
+0.9/0.95; the pretrained (text/video) and the new (motion) weights may have their own learning rates.
+The paper's ablations are switches: `shared_timestep` (w/o AD), `full_attention` (w/o IM), and a latent cache made
+with a root-centric motion VAE (w/o MR; `representation` checks the cache is the intended one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from egotwin.models.transformer import EgoTwinTransformer3DModel
+from training.common import make_accelerator, parse_config
+from training.latent_training import DiffusionTrainConfig, build_stage_transformer, check_cache_fits, fit, open_caches
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage3Config(DiffusionTrainConfig):
+    """Stage 3: joint text-video-motion training."""
+
+    output_dir: str = "runs/stage3_joint"
+    init_from: str = ""
+    """A stage-2 `transformer` folder to start from ('' = `cogvideox_folder` or the preset, with a fresh motion branch)."""
+    learning_rate: float = 1e-4
+    """Learning rate of the pretrained (text/video) weights."""
+    motion_learning_rate: float = 0.0
+    """Learning rate of the motion branch (0: `learning_rate`)."""
+    adam_beta2: float = 0.95
+    shared_timestep: bool = False
+    """One timestep for video and motion (the "w/o AD" ablation)."""
+    full_attention: bool = False
+    """Open every video <-> motion attention pair (the "w/o IM" ablation)."""
+    batch_size: int = 16
+
+
+def load_transformer(config: Stage3Config, index: dict) -> EgoTwinTransformer3DModel:
+    """Stage 2's transformer (with this run's `full_attention`) or a fresh one (see `build_stage_transformer`)."""
+    if not config.init_from:
+        return build_stage_transformer(config, index, full_attention=config.full_attention)
+    model = EgoTwinTransformer3DModel.from_pretrained(config.init_from, full_attention=config.full_attention)
+    check_cache_fits(model, index)
+    return model
+
+
+def train(config: Stage3Config) -> EgoTwinTransformer3DModel:
+    """Train (or resume) stage 3; returns the transformer (EMA weights when EMA is on)."""
+    accelerator = make_accelerator(config)
+    caches = open_caches(config)
+    model = load_transformer(config, caches.index).to(accelerator.device)
+    motion = model.motion_parameters()
+    motion_ids = {id(param) for param in motion}
+    groups = [
+        {"params": [param for param in model.parameters() if id(param) not in motion_ids], "lr": config.learning_rate},
+        {"params": motion, "lr": config.motion_learning_rate or config.learning_rate},
+    ]
+    return fit(config, accelerator, model, groups, caches, with_video=True, shared_timestep=config.shared_timestep)
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_config(Stage3Config, argv))
+
+
+if __name__ == "__main__":
+    main()
