@@ -1,0 +1,72 @@
+"""EgoTwin demo: a Gradio app that generates an egocentric video and the wearer's whole-body motion.
+
+    python app.py                                   # the shipped small model (assets/egotwin-tiny), CPU or CUDA
+    python app.py --checkpoint runs/my_pipeline     # any folder saved by EgoTwinPipeline.save_pretrained
+    EGOTWIN_CHECKPOINT=/models/egotwin-5b python app.py --device cuda --share
+
+Runs unchanged on Hugging Face Spaces (which sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; on ZeroGPU the sampling
+call asks for the GPU through `spaces.GPU`). The page itself is `demo/ui.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+# Offscreen rendering without a display (Mesa EGL), set before anything imports PyOpenGL.
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CHECKPOINT = ROOT / "assets" / "egotwin-tiny"
+CHECKPOINT_ENV = "EGOTWIN_CHECKPOINT"
+QUEUE_SIZE = 16
+"""Visitors that may wait in line; one sampling runs at a time (it uses every core, or the whole GPU)."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=Path(os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT),
+        help=f"pipeline folder (default: ${CHECKPOINT_ENV}, else {DEFAULT_CHECKPOINT.relative_to(ROOT)})",
+    )
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when present)")
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--steps", type=int, default=50, help="sampling steps the page starts with")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not (args.checkpoint / "model_index.json").is_file():
+        sys.exit(
+            f"No EgoTwin pipeline at {args.checkpoint}. Pass --checkpoint DIR (or set ${CHECKPOINT_ENV}) to a folder "
+            "saved by EgoTwinPipeline.save_pretrained or `python -m training.build_pipeline`."
+        )
+    from demo.inputs import EXAMPLES_DIR, MAX_UPLOAD_BYTES
+    from demo.runner import DemoRunner
+    from demo.ui import build_demo
+
+    # a stopped server (SIGTERM: Ctrl+C's sibling, what containers and Spaces send) exits through Python's exit
+    # handlers, which remove the session files (demo/session.py)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    runner = DemoRunner.from_checkpoint(args.checkpoint, device=args.device)
+    demo = build_demo(runner, default_steps=args.steps)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        max_file_size=MAX_UPLOAD_BYTES,
+        allowed_paths=[str(EXAMPLES_DIR)],
+    )
+
+
+if __name__ == "__main__":
+    main()

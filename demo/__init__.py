@@ -1,0 +1,1 @@
+"""The Gradio demo: the page (`ui`), what a click does (`runner`), input checks (`inputs`), per-visitor state (`session`)."""

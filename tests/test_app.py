@@ -1,0 +1,225 @@
+"""The demo's runner and page handlers on a tiny random pipeline (tests/test_pipeline.py's components), in process:
+each mode end to end with the shipped example files, the seed shown back reproduces the clip, Continue joins clips,
+session files are cleaned up, and every bad input gives a clear gr.Error while the app keeps working.
+The real server in a real browser is tests/test_app_browser.py."""
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from test_pipeline import get_dummy_components
+
+import app
+from demo import inputs
+from demo.inputs import EXAMPLES_DIR, load_driving_motion, load_image, load_initial_pose, load_video
+from demo.runner import DemoRunner, GenerationRequest, SamplingSettings, measure_alignment
+from demo.session import Session, close_session
+from demo.ui import build_demo, load_examples, mode_visibility
+from egotwin.models.transformer import EgoTwinTransformer3DModel
+from egotwin.motion import Motion
+from egotwin.pipelines import EgoTwinPipelineOutput
+from training.build_pipeline import random_pipeline
+
+STEPS = 2
+EXAMPLE = {name: str(EXAMPLES_DIR / name) for name in ("door.png", "door_pose.npz", "crouch.png", "crouch_motion.npz")}
+EXAMPLE["turn_left.mp4"] = str(EXAMPLES_DIR / "turn_left.mp4")
+
+
+@pytest.fixture(scope="module")
+def runner() -> DemoRunner:
+    components = get_dummy_components()
+    torch.manual_seed(0)
+    transformer = EgoTwinTransformer3DModel(**components["transformer"])
+    pipe = random_pipeline(transformer, components["video_vae"], components["motion_vae"])
+    return DemoRunner(pipe, render_size=96)
+
+
+@pytest.fixture(scope="module")
+def page(runner) -> dict:
+    """The page's event handlers by API name (the functions Gradio calls), and the Blocks."""
+    demo = build_demo(runner, default_steps=STEPS)
+    handlers = {fn.api_name: fn.fn for fn in demo.fns.values()}
+    return {"demo": demo, **handlers}
+
+
+def settings(seed=None) -> SamplingSettings:
+    return SamplingSettings(seed=seed, num_inference_steps=STEPS)
+
+
+@pytest.mark.slow
+def test_t2vm_uses_the_start_frame_and_pose_and_its_seed_reproduces_it(runner, tmp_path):
+    session = Session(root=tmp_path)
+    request = GenerationRequest(
+        "t2vm", "go to the door and open it", image=EXAMPLE["door.png"], pose_file=EXAMPLE["door_pose.npz"],
+        settings=settings(),
+    )  # fmt: skip
+    progress = []
+    first = runner.generate(session, request, progress=lambda f, desc="": progress.append((f, desc)))
+    out = first.output
+    assert out.frames.shape == (41, runner.pipe.height, runner.pipe.width, 3) and out.motion.num_frames == 81
+    assert session.last is out
+    # P0 is the example's pose (canonicalised): the wiring from the pose file to the pipeline
+    pose = load_initial_pose("standing", EXAMPLE["door_pose.npz"]).canonicalize()[0]
+    torch.testing.assert_close(out.motion.joints()[0], pose.joints()[0], atol=1e-4, rtol=0)
+    # every export is there and the motion file holds the generated motion
+    assert set(first.files) >= {"side_by_side", "egocentric", "npz", "bvh", "glb"}
+    assert all(path.is_file() and path.stat().st_size > 0 for path in first.files.values())
+    saved = Motion.load_npz(first.files["npz"])
+    torch.testing.assert_close(saved.joints(), out.motion.joints(), atol=1e-5, rtol=0)
+    # progress: non-decreasing, one update per sampling step, ends at 1
+    fractions = [f for f, _ in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert sum(desc.startswith("Sampling: step") for _, desc in progress) == STEPS
+    # the random seed shown back gives the same clip again; the old run's files are gone
+    again = runner.generate(session, GenerationRequest(**{**request.__dict__, "settings": settings(first.seed)}))
+    np.testing.assert_array_equal(again.output.frames, out.frames)
+    torch.testing.assert_close(again.output.motion.trans, out.motion.trans)
+    assert not first.files["npz"].exists() and again.files["npz"].exists()
+    session.close()
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_tm2v_and_tv2m_use_the_uploaded_motion_and_video(runner, tmp_path):
+    session = Session(root=tmp_path)
+    long_prompt = "the person crouches and rises again, " * 12
+    tm2v = runner.generate(session, GenerationRequest(
+        "tm2v", long_prompt, image=EXAMPLE["crouch.png"], motion_file=EXAMPLE["crouch_motion.npz"], settings=settings(1),
+    ))  # fmt: skip
+    given = load_driving_motion(EXAMPLE["crouch_motion.npz"]).canonicalize()[0]
+    torch.testing.assert_close(tm2v.output.motion.joints(), given.joints(), atol=1e-4, rtol=0)
+    assert any("tokens" in note for note in tm2v.notes)  # the prompt was longer than the text encoder reads
+
+    tv2m = runner.generate(session, GenerationRequest(
+        "tv2m", "turn left", video_file=EXAMPLE["turn_left.mp4"], settings=settings(2),
+    ))  # fmt: skip
+    video = load_video(EXAMPLE["turn_left.mp4"], runner.pipe.width, runner.pipe.height)
+    np.testing.assert_allclose(tv2m.output.frames.astype(int), video.astype(int), atol=1)
+    assert tv2m.output.motion.num_frames == 81
+    session.close()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"prompt": "   "}, "Please enter a prompt"),
+        ({"prompt": "x" * 1001}, "1001 characters long"),
+        ({"image": "corrupt.png"}, "'corrupt.png' is not a readable image"),
+        ({"image": None}, "T2VM needs a start frame"),
+        ({"pose_file": "wrong_shape.npz"}, r"'wrong_shape.npz' cannot be used: .*pose_body"),
+        ({"pose_preset": "flying"}, "Unknown initial-pose preset"),
+        ({"mode": "tm2v"}, "TM2V needs a motion"),
+        ({"mode": "tm2v", "motion_file": "short.npz"}, "lasts 1.00 s"),
+        ({"mode": "tv2m", "video_file": "corrupt.mp4"}, "'corrupt.mp4'"),
+        ({"mode": "fly"}, "Unknown mode 'fly'"),
+        ({"steps": 0}, "number of steps must be a whole number from 1 to 200"),
+        ({"image": "huge.png"}, "'huge.png' is 3.7 KB; the limit is 1.0 KB"),
+    ],
+)
+def test_bad_inputs_give_a_clear_error_in_the_page(page, tmp_path, monkeypatch, overrides, message):
+    rng = np.random.default_rng(0)
+    (tmp_path / "corrupt.png").write_bytes(rng.bytes(3000))
+    (tmp_path / "corrupt.mp4").write_bytes(rng.bytes(3000))
+    np.savez(tmp_path / "wrong_shape.npz", trans=np.zeros((3, 3)), root_orient=np.zeros((3, 3)),
+             pose_body=np.zeros((3, 21)), mocap_frame_rate=16.0)  # fmt: skip
+    Motion.rest(17).save_npz(tmp_path / "short.npz")
+    (tmp_path / "huge.png").write_bytes((EXAMPLES_DIR / "door.png").read_bytes())
+    if overrides.get("image") == "huge.png":
+        monkeypatch.setattr(inputs, "MAX_IMAGE_BYTES", 1000)  # door.png is 3.7 KB: "huge" for this test
+    args = {
+        "session": None, "mode": "t2vm", "prompt": "go to the door", "image": EXAMPLE["door.png"],
+        "pose_preset": "standing", "pose_file": None, "motion_file": None, "video_file": None, "seed": 0,
+        "randomize": True, "steps": STEPS, "guidance": 6.0, "motion_guidance": 1.5, "video_guidance": 1.5,
+    }  # fmt: skip
+    files = ("image", "pose_file", "motion_file", "video_file")
+    args.update({key: str(tmp_path / v) if key in files and v else v for key, v in overrides.items()})
+    with pytest.raises(gr.Error, match=message):
+        page["generate"](*args.values())
+
+
+@pytest.mark.slow
+def test_continue_needs_a_clip_then_joins_the_next_five_seconds(page):
+    advanced = [0, True, STEPS, 6.0, 1.5, 1.5]
+    with pytest.raises(gr.Error, match="Nothing to continue yet"):
+        page["continue"](None, "turn left", *advanced)
+    outputs = page["generate"](
+        None, "t2vm", "go to the door", EXAMPLE["door.png"], "standing", None, None, None, *advanced
+    )
+    session, video, glb, downloads, alignment, status, seed = outputs
+    first = session.last
+    assert video.endswith("side_by_side.mp4") and glb.endswith(".glb") and len(downloads) >= 5
+    assert f"seed **{seed}**" in status and "5.0 s (1 clip)" in status
+    with pytest.raises(gr.Error, match="Please enter a prompt"):  # a bad Continue leaves the clip as it was
+        page["continue"](session, "", *advanced)
+    assert session.last is first
+    session, *_, status, _ = page["continue"](session, "turn left", *advanced)
+    joined = session.last
+    assert joined.frames.shape[0] == 81 and joined.motion.num_frames == 161 and "10.0 s (2 clips)" in status
+    np.testing.assert_array_equal(joined.frames[:41], first.frames)
+    torch.testing.assert_close(joined.motion.trans[:81], first.motion.trans)
+    close_session(session)
+    assert not session.folder.exists()
+
+
+def test_session_state_is_deleted_with_its_files(page, tmp_path):
+    session = Session(root=tmp_path)
+    first = session.new_run_folder()
+    (first / "a.mp4").write_bytes(b"x")
+    second = session.new_run_folder()
+    assert not first.exists() and second.is_dir() and second.parent == session.folder
+    close_session(session)
+    assert not session.folder.exists() and session.last is None
+    close_session(None)  # a tab that never generated
+    states = [block for block in page["demo"].blocks.values() if isinstance(block, gr.State)]
+    assert len(states) == 1 and states[0].delete_callback is close_session and states[0].time_to_live > 0
+
+
+def test_each_mode_shows_only_its_inputs():
+    visible = lambda mode: [update["visible"] for update in mode_visibility(mode)]  # noqa: E731
+    # start frame, initial pose, motion upload, video upload, motion guidance, video guidance
+    assert visible("t2vm") == [True, True, False, False, True, True]
+    assert visible("tm2v") == [True, False, True, False, True, False]
+    assert visible("tv2m") == [False, True, False, True, False, True]
+
+
+def test_examples_load_out_of_the_box_and_stay_small(runner):
+    rows = load_examples()
+    assert {row["mode"] for row in rows} == {"t2vm", "tm2v", "tv2m"}
+    for row in rows:
+        request = GenerationRequest(row["mode"], row["prompt"], row["image"], "standing", row["pose_file"],
+                                    row["motion_file"], row["video_file"])  # fmt: skip
+        kwargs = runner.pipeline_inputs(request)  # every example file passes every check
+        assert kwargs["prompt"] == row["prompt"]
+        if row["image"]:
+            assert load_image(row["image"], 64, 64).shape == (64, 64, 3)
+    total = sum(path.stat().st_size for path in EXAMPLES_DIR.rglob("*") if path.is_file())
+    assert total < 1_000_000
+
+
+def test_alignment_figures_never_break_a_run(monkeypatch):
+    from demo import runner as runner_module
+
+    cameras = np.tile(np.eye(4, dtype=np.float32), (41, 1, 1))
+    intrinsics = np.array([[16, 0, 16], [0, 16, 16], [0, 0, 1]], np.float32)
+    clip = EgoTwinPipelineOutput(np.zeros((41, 32, 32, 3), np.uint8), Motion.rest(81), cameras, intrinsics, "", "t2vm")
+
+    def failing(*args):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(runner_module, "viewpoint_alignment", failing)
+    figures, note = measure_alignment(clip)
+    assert figures is None and "LinAlgError: SVD did not converge" in note
+    monkeypatch.setattr(runner_module, "viewpoint_alignment", None)
+    figures, note = measure_alignment(clip)
+    assert figures is None and "unavailable" in note
+
+
+def test_command_line(tmp_path, monkeypatch):
+    monkeypatch.delenv(app.CHECKPOINT_ENV, raising=False)
+    args = app.parse_args([])
+    assert args.checkpoint == app.DEFAULT_CHECKPOINT and args.port is None and not args.share
+    monkeypatch.setenv(app.CHECKPOINT_ENV, str(tmp_path))
+    assert app.parse_args([]).checkpoint == tmp_path
+    assert app.parse_args(["--checkpoint", "elsewhere", "--port", "7999"]).port == 7999
+    with pytest.raises(SystemExit, match="No EgoTwin pipeline at"):
+        app.main(["--checkpoint", str(tmp_path)])
