@@ -514,3 +514,16 @@ def test_export_all_rejects_mismatched_inputs(walk, head_cameras, tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         export_all(frames.astype(np.float32) / 255, walk, cameras, K64, tmp_path)
     assert not any(tmp_path.iterdir())  # nothing written for bad input
+
+
+def test_closing_another_renderer_leaves_the_body_view_working(walk):
+    # pyrender's own delete() terminates the EGL display that every context shares; ours must not
+    from egotwin.world.render import EgoRenderer
+
+    clip = walk.slice(0, 2)
+    before = render_body_view(clip, K64, size=64)
+    other = EgoRenderer(builtin_body_model(), 32, 32, HeadCameraRig())
+    other.close()
+    spare = BodyViewRenderer((32, 32))
+    spare.close()
+    np.testing.assert_array_equal(render_body_view(clip, K64, size=64), before)

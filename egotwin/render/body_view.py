@@ -35,7 +35,7 @@ from egotwin.render.geometry import (
     frustum_segments,
     tube_triangles,
 )
-from egotwin.world.render import OrderedScene, pyrender_mesh
+from egotwin.world.render import OrderedScene, delete_offscreen_renderer, pyrender_mesh
 
 BACKGROUND = (0.86, 0.9, 0.95)
 FLOOR_COLORS = ((214, 214, 208, 255), (172, 174, 180, 255))
@@ -126,7 +126,7 @@ class BodyViewRenderer:
         """Free the GL context."""
         with self._lock:
             self._acquire_context()
-            self.renderer.delete()
+            delete_offscreen_renderer(self.renderer)
 
     def _acquire_context(self) -> None:
         """Make the GL context current in the calling thread. pyrender's EGL platform never releases its context

@@ -153,6 +153,29 @@ class _RigidPieces:
         )
 
 
+def delete_offscreen_renderer(renderer: pyrender.OffscreenRenderer) -> None:
+    """Free an offscreen renderer's GL objects and context, leaving the EGL display initialised.
+
+    pyrender's own `delete()` calls eglTerminate on the display, which every EGL context of the process shares: it
+    would silently kill the other live renderers (the demo's body view after an EgoWorld clip was rendered in the
+    same process fails with EGL_BAD_CONTEXT). Other platforms (OSMesa, pyglet) keep pyrender's own `delete()`."""
+    platform = renderer._platform
+    if platform is None:
+        return
+    if not hasattr(platform, "_egl_display"):
+        renderer.delete()
+        return
+    from OpenGL.EGL import EGL_NO_CONTEXT, EGL_NO_SURFACE, eglDestroyContext, eglMakeCurrent
+
+    platform.make_current()
+    renderer._renderer.delete()
+    eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
+    eglDestroyContext(platform._egl_display, platform._egl_context)
+    # the platform's __del__ would terminate the display: leave it nothing to act on
+    platform._egl_context = platform._egl_display = None
+    renderer._renderer = renderer._platform = None
+
+
 class EgoRenderer:
     """Renders egocentric frames of an apartment and a posed mannequin from the head camera."""
 
@@ -167,7 +190,7 @@ class EgoRenderer:
         self.apartment: Apartment | None = None
 
     def close(self) -> None:
-        self.renderer.delete()
+        delete_offscreen_renderer(self.renderer)
 
     def set_apartment(self, apartment: Apartment) -> None:
         """Build the scene of an apartment (once per apartment; clips in it only move things)."""
