@@ -14,6 +14,7 @@ import torch
 
 from training.common import EpochBatchSampler, load_config, parse_config, read_log
 from training.stage0_video_vae import Stage0Config
+from training.stage0_video_vae import spatial_crop, temporal_crop
 from training.stage0_video_vae import train as train_stage0
 from training.stage1_motion_vae import Stage1Config
 from training.stage1_motion_vae import train as train_stage1
@@ -22,7 +23,7 @@ from training.synthetic_clips import SyntheticClips
 REPO = Path(__file__).resolve().parents[1]
 TINY_STAGE1 = dict(block_out_channels=(32, 32), layers_per_block=1, latent_channels=8, batch_size=4, warmup_steps=2,
                    log_every=1, val_split="")
-TINY_STAGE0 = dict(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, layers_per_block=1, batch_size=2, warmup_steps=2,
+TINY_STAGE0 = dict(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, layers_per_block=1, batch_size=2, warmup_steps=2, train_size=8,
                    log_every=1, scaling_batches=2, val_split="")
 
 
@@ -71,6 +72,23 @@ def test_stage1_resume_continues_the_same_run(tmp_path):
     assert [r["loss"] for r in read_log(tmp_path / "a")] == [r["loss"] for r in read_log(tmp_path / "b")]
     assert (tmp_path / "b" / "checkpoints" / "step_0000008" / "config.json").is_file()
     assert (tmp_path / "b" / "motion_vae" / "feature_stats.safetensors").is_file()
+
+
+def test_stage0_crops_are_windows_of_the_batch():
+    video = torch.arange(2 * 3 * 9 * 16 * 24, dtype=torch.float32).reshape(2, 3, 9, 16, 24)
+    generator = torch.Generator().manual_seed(0)
+    window = temporal_crop(video, 5, generator)
+    crop = spatial_crop(window, 8, generator)
+    assert window.shape == (2, 3, 5, 16, 24) and crop.shape == (2, 3, 5, 8, 8)
+    # one window for the whole batch: find it in the source by its first pixel
+    t, y, x = [int(i[0]) for i in torch.nonzero(video[0, 0] == crop[0, 0, 0, 0, 0])[0:1].T]
+    assert torch.equal(crop, video[:, :, t : t + 5, y : y + 8, x : x + 8])
+    assert spatial_crop(video, 0, generator) is video and spatial_crop(video, 32, generator) is video
+    assert spatial_crop(video, 16, generator).shape[-2:] == (16, 16)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        spatial_crop(video, 12, generator)
+    with pytest.raises(ValueError, match="4k\\+1"):
+        temporal_crop(video, 4, generator)
 
 
 @pytest.mark.slow

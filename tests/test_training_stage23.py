@@ -44,7 +44,8 @@ FAST = dict(batch_size=4, warmup_steps=1, log_every=1, checkpoint_every=100, val
 
 @pytest.fixture(scope="module")
 def latents(tmp_path_factory) -> Path:
-    """Latent caches `train` (12 clips) and `val` (4 clips) of synthetic clips, made with tiny random VAEs and MiniLM."""
+    """Latent caches `train` (12 clips) and `val` (4 clips) of synthetic clips, made with tiny random VAEs and MiniLM,
+    and motion-only caches of the same clips in `motion_only/`."""
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("latents")
     representation = get_representation("head_centric")
@@ -55,6 +56,7 @@ def latents(tmp_path_factory) -> Path:
         data = SyntheticClips(count, size=16, num_video_frames=9, seed=seed)
         stats = FeatureStats.accumulate([representation.encode(clip_motion(data[i])) for i in range(count)], representation=representation.name)
         cache_latents(data, root / split, video_vae, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
+        cache_latents(data, root / "motion_only" / split, None, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
     return root
 
 
@@ -124,6 +126,16 @@ def test_stage2_trains_the_motion_branch_and_leaves_the_text_branch_frozen(laten
     assert all(moved[name] == EgoTwinTransformer3DModel.is_motion_parameter(name) for name in moved)
     assert [r["step"] for r in read_log(tmp_path / "frozen")] == [1, 2]
     assert "video_loss" not in read_log(tmp_path / "frozen")[0]  # no video tokens in stage 2
+
+
+def test_stage2_trains_the_same_on_a_motion_only_cache_and_stage3_refuses_it(latents, tmp_path):
+    config = dict(max_steps=3, learning_rate=1e-3, **{**FAST, "val_split": "val"})
+    full = train_stage2(Stage2Config(output_dir=str(tmp_path / "full"), latents=str(latents), **config))
+    motion_only = train_stage2(Stage2Config(output_dir=str(tmp_path / "mo"), latents=str(latents / "motion_only"), **config))
+    assert_same_weights(full, motion_only)
+    assert [without_time(r) for r in read_log(tmp_path / "full")] == [without_time(r) for r in read_log(tmp_path / "mo")]
+    with pytest.raises(ValueError, match="motion-only latent cache"):
+        train_stage3(Stage3Config(output_dir=str(tmp_path / "s3"), latents=str(latents / "motion_only"), max_steps=1, **FAST))
 
 
 def test_stage2_train_text_branch_trains_what_the_text_motion_forward_reaches(latents, tmp_path):

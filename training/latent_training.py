@@ -183,8 +183,9 @@ def check_cache_fits(model: EgoTwinTransformer3DModel, index: dict) -> None:
         "motion latent channels": (model.config.motion_in_channels, index["motion_vae"]["latent_channels"]),
         "text embedding width": (model.config.text_embed_dim, index["text_encoder"]["dim"]),
         "text length": (model.config.max_text_seq_length, index["text_encoder"]["max_length"]),
-        "video latent channels": (model.config.in_channels, index["video_vae"]["latent_channels"]),
     }
+    if index["video_vae"] is not None:  # a motion-only cache (stage 2) has no video latents
+        wanted["video latent channels"] = (model.config.in_channels, index["video_vae"]["latent_channels"])
     wrong = [f"{name}: transformer {a}, cache {b}" for name, (a, b) in wanted.items() if a != b]
     if wrong:
         raise ValueError("the latent cache does not fit the transformer (" + "; ".join(wrong) + ")")
@@ -212,7 +213,8 @@ def validation_loss(
     batches = 0
     for batches, start in enumerate(range(0, min(len(val), config.val_batches * config.batch_size), config.batch_size), 1):
         items = [val[i] for i in range(start, min(start + config.batch_size, len(val)))]
-        batch = {key: torch.stack([item[key] for item in items]).to(device) for key in ("video_latents", "motion_latents", "text_embeddings")}
+        keys = ("video_latents", "motion_latents", "text_embeddings") if with_video else ("motion_latents", "text_embeddings")
+        batch = {key: torch.stack([item[key] for item in items]).to(device) for key in keys}
         generator = torch.Generator(device).manual_seed(config.seed * 1_000_003 + start)
         out = diffusion_loss(
             model, scheduler, batch["text_embeddings"], batch["video_latents"] if with_video else None,
@@ -251,6 +253,11 @@ def fit(
     diffusion loss on the training cache; returns the model (unwrapped, with the EMA weights when EMA is on).
 
     `with_video`: stage 3 (video + motion latents) or stage 2 (motion only, no video tokens)."""
+    if with_video and not (caches.train.has_video and (caches.val is None or caches.val.has_video)):
+        raise ValueError(
+            f"{config.latents}: a motion-only latent cache (made without --video_vae) cannot train the video branch; "
+            "cache it again with the stage-0 video VAE"
+        )
     # 1. Which weights train; optimiser, EMA and the state of an interrupted run
     trained = [param for group in param_groups for param in group["params"]]
     trained_ids = {id(param) for param in trained}

@@ -125,7 +125,9 @@ def train(config: Stage1Config, dataset: Dataset, val_dataset: Dataset | None = 
         representation=representation.name,
     )
     optimizer, scheduler = make_optimizer(vae, config)
-    vae, optimizer, scheduler = accelerator.prepare(vae, optimizer, scheduler)
+    vae, optimizer = accelerator.prepare(vae, optimizer)
+    # Not through `prepare`: a prepared scheduler steps once per process per step, shortening the warmup on N GPUs.
+    accelerator.register_for_checkpointing(scheduler)
     step = resume_from(accelerator, config)
     loader = make_loader(train_set, config, step, accelerator)
     loss_groups = representation.loss_groups

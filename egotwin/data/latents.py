@@ -8,6 +8,8 @@ Layout of a cache folder:
   `video_mean`, `video_std` (N, T', 16, h, w), already multiplied by the video VAE's scaling factor (the transformer's
   layout); `motion_mean`, `motion_std` (N, k+1, C), multiplied by the motion VAE's scaling factor; video latent frame 0 is the
   latent of the start frame encoded alone, as the pipeline encodes I0; `text_embeddings` (N, L, D); `text_mask` (N, L) uint8.
+  A motion-only cache (made without a video VAE, enough for stage 2) has no `video_*` tensors and `"video_vae": null`
+  in its index.
 - `null_text.safetensors`: the embedding and mask of the empty prompt "", for text dropout.
 - `feature_stats.safetensors`: the motion feature statistics the motion latents were made with (to decode them).
 
@@ -60,7 +62,8 @@ def cache_latents(
     shard_size: int = 256,
 ) -> Path:
     """Encode every item of `dataset` (clip items: "video" (3, T, H, W), motion, "caption", "clip_id") into a cache
-    folder at `output_dir`; returns the path of its index."""
+    folder at `output_dir`; returns the path of its index. `video_vae=None` makes a motion-only cache (stage 2 needs
+    no video latents, so it can start before the video VAE is trained)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if shard_size % batch_size:
@@ -70,10 +73,11 @@ def cache_latents(
             f"motion VAE ({motion_vae.config.in_channels}), statistics ({stats.dim}) and representation "
             f"'{representation.name}' ({representation.dim}) disagree on the feature size"
         )
-    video_vae.eval()
     motion_vae.eval()
     device = next(motion_vae.parameters()).device
-    video_device = next(video_vae.parameters()).device
+    if video_vae is not None:
+        video_vae.eval()
+        video_device = next(video_vae.parameters()).device
 
     motion_scale = motion_vae.config.scaling_factor
     items, shards, pending = [], [], []
@@ -87,21 +91,23 @@ def cache_latents(
 
     for start in range(0, len(dataset), batch_size):
         batch = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        tensors = {}
         # 1. Video: posterior of the scaled latents
-        video = torch.stack([item["video"] for item in batch]).to(video_device)
-        video_mean, video_std = encode_video_distribution(video_vae, video)
-        # O^0 as sampling will see it: I0 encoded alone (the VAE's GroupNorms pool over the frames encoded together,
-        # so latent frame 0 of the whole clip differs slightly from the latent of the start frame by itself)
-        video_mean[:, :1], video_std[:, :1] = encode_video_distribution(video_vae, video[:, :, :1])
+        if video_vae is not None:
+            video = torch.stack([item["video"] for item in batch]).to(video_device)
+            video_mean, video_std = encode_video_distribution(video_vae, video)
+            # O^0 as sampling will see it: I0 encoded alone (the VAE's GroupNorms pool over the frames encoded
+            # together, so latent frame 0 of the whole clip differs slightly from the start frame's latent by itself)
+            video_mean[:, :1], video_std[:, :1] = encode_video_distribution(video_vae, video[:, :, :1])
+            tensors.update(video_mean=video_mean.float().cpu(), video_std=video_std.float().cpu())
         # 2. Motion: canonicalise, features, z-score, posterior
         features = torch.stack([representation.encode(clip_motion(item)).float() for item in batch])
         posterior = motion_vae.encode(stats.normalize(features).to(device))
         # 3. Text
         embeddings, mask = text_encoder.encode([item["caption"] for item in batch])
         pending.append(
-            {
-                "video_mean": video_mean.float().cpu(),
-                "video_std": video_std.float().cpu(),
+            tensors
+            | {
                 "motion_mean": (posterior.mean * motion_scale).float().cpu(),
                 "motion_std": (posterior.std * motion_scale).float().cpu(),
                 "text_embeddings": embeddings.cpu(),
@@ -121,7 +127,9 @@ def cache_latents(
         "num_items": len(items),
         "shards": shards,
         "items": items,
-        "video_vae": {"latent_channels": video_vae.config.latent_channels, "scaling_factor": video_vae.config.scaling_factor},
+        "video_vae": None
+        if video_vae is None
+        else {"latent_channels": video_vae.config.latent_channels, "scaling_factor": video_vae.config.scaling_factor},
         "motion_vae": {
             "latent_channels": motion_vae.config.latent_channels,
             "representation": representation.name,
@@ -134,8 +142,8 @@ def cache_latents(
 
 
 class LatentDataset(Dataset):
-    """Reads a latent cache. Item: "video_latents" (T', 16, h, w), "motion_latents" (k+1, C), "text_embeddings" (L, D),
-    "text_mask" (L,) bool, "caption", "clip_id".
+    """Reads a latent cache. Item: "video_latents" (T', 16, h, w) (not in a motion-only cache), "motion_latents"
+    (k+1, C), "text_embeddings" (L, D), "text_mask" (L,) bool, "caption", "clip_id".
 
     `sample_posterior`: latents are drawn from the stored Gaussians with a generator seeded by (seed, epoch, index),
     so a run is reproducible and resumable; call `set_epoch` each epoch for fresh draws. Otherwise the means.
@@ -151,6 +159,11 @@ class LatentDataset(Dataset):
 
     def __len__(self) -> int:
         return self.index["num_items"]
+
+    @property
+    def has_video(self) -> bool:
+        """Whether the cache holds video latents (a motion-only cache, made without a video VAE, does not)."""
+        return self.index["video_vae"] is not None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -172,7 +185,8 @@ class LatentDataset(Dataset):
         file, row = self._locate(index)
         generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
         item = {}
-        for modality in ("video", "motion"):
+        # motion first, so a motion-only cache draws the same motion latents as the full cache of the same clips
+        for modality in ("motion", "video") if self.has_video else ("motion",):
             mean = self._read(file, row, f"{modality}_mean")
             if self.sample_posterior:
                 mean = mean + self._read(file, row, f"{modality}_std") * torch.randn(mean.shape, generator=generator)
