@@ -1,0 +1,182 @@
+"""Direction probe: does a checkpoint turn and move the way its prompt says, in the motion and in the video?
+
+    python -m egotwin.eval.directions --checkpoint assets/egotwin-tiny --data data/egoworld --split test \\
+        --clips_per_probe 6 --seed 0 --out runs/directions
+
+For each probe (turn left, turn right, walk forward, walk backward) it takes the first clips of the split whose
+actions and caption match, generates (T2VM) from each clip's own caption, start frame and start pose, and measures
+on both the generated clip and the ground-truth clip:
+- head yaw: the turn of the head camera's optical axis about the world's vertical between the first and the last
+  frame, in degrees, positive to the person's left (world +y up, the body facing +z with +x on its left);
+- video yaw: the same turn as visual odometry (`egotwin.eval.visual_odometry`) sees it in the frames; the estimated
+  relative rotations are expressed in the world through the head camera's first pose, so both yaws are comparable;
+- forward: the head's displacement along its initial horizontal facing direction, in metres.
+Agreement is the fraction of generated clips whose sign matches the probe's direction (left/right for yaw,
+forward/backward for displacement). Writes directions.json and directions.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from egotwin.data.dataset import ClipDataset
+from egotwin.eval.visual_odometry import estimate_camera_path
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    actions: tuple[str, ...]
+    word: str
+    """A word the caption must contain ('' for none)."""
+    measure: str
+    """'yaw' or 'forward': the quantity whose sign the probe predicts."""
+    sign: int
+
+
+PROBES = (
+    Probe("turn left", ("turn",), "left", "yaw", +1),
+    Probe("turn right", ("turn",), "right", "yaw", -1),
+    Probe("walk forward", ("walk_forward",), "", "forward", +1),
+    Probe("walk backward", ("walk_backward",), "", "forward", -1),
+)
+
+
+def _heading(rotation: np.ndarray) -> float:
+    """Heading (radians) of a camera's optical axis (OpenCV +z) about world +y: atan2(x, z), positive towards +x."""
+    axis = rotation[:, 2]
+    return float(np.arctan2(axis[0], axis[2]))
+
+
+def _wrap(angle: float) -> float:
+    return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
+def head_yaw_deg(camera_to_world: np.ndarray) -> float:
+    """Turn of the camera's heading from the first to the last pose of (T, 4, 4), degrees, positive to the left."""
+    return float(np.degrees(_wrap(_heading(camera_to_world[-1, :3, :3]) - _heading(camera_to_world[0, :3, :3]))))
+
+
+def forward_m(camera_to_world: np.ndarray) -> float:
+    """Displacement of the camera centre along its first horizontal heading, metres."""
+    heading = _heading(camera_to_world[0, :3, :3])
+    direction = np.array([np.sin(heading), 0.0, np.cos(heading)])
+    return float((camera_to_world[-1, :3, 3] - camera_to_world[0, :3, 3]) @ direction)
+
+
+def video_yaw_deg(frames: np.ndarray, intrinsics: np.ndarray, first_camera_to_world: np.ndarray) -> float:
+    """Head yaw as visual odometry sees it in `frames` (T, H, W, 3): its relative rotations (frame 0 = identity) put
+    into the world through the first head-camera pose (4, 4)."""
+    relative = estimate_camera_path(frames, intrinsics)
+    world = first_camera_to_world[None, :3, :3] @ relative[:, :3, :3]
+    return float(np.degrees(_wrap(_heading(world[-1]) - _heading(world[0]))))
+
+
+def probe_clips(dataset: ClipDataset, probe: Probe, count: int) -> list[int]:
+    """Indices of the first `count` clips of `dataset` that match `probe`."""
+    found = []
+    for index, record in enumerate(dataset.records):
+        caption = record["caption"].lower()
+        if tuple(record["actions"]) == probe.actions and (not probe.word or probe.word in caption.split()):
+            found.append(index)
+            if len(found) == count:
+                break
+    return found
+
+
+def measure(frames: np.ndarray, camera_to_world: np.ndarray, intrinsics: np.ndarray) -> dict[str, float]:
+    camera_to_world = np.asarray(camera_to_world, dtype=np.float64)
+    return {
+        "head_yaw_deg": head_yaw_deg(camera_to_world),
+        "video_yaw_deg": video_yaw_deg(frames, np.asarray(intrinsics, dtype=np.float64), camera_to_world[0]),
+        "forward_m": forward_m(camera_to_world),
+    }
+
+
+def summarize(probe: Probe, rows: list[dict]) -> dict:
+    key = "head_yaw_deg" if probe.measure == "yaw" else "forward_m"
+    out = {"clips": len(rows)}
+    for source in ("ground_truth", "generated"):
+        for quantity in ("head_yaw_deg", "video_yaw_deg", "forward_m"):
+            out[f"{source}_{quantity}"] = float(np.mean([row[source][quantity] for row in rows])) if rows else float("nan")
+        out[f"{source}_agreement"] = (
+            float(np.mean([np.sign(row[source][key]) == probe.sign for row in rows])) if rows else float("nan")
+        )
+    if probe.measure == "yaw":
+        out["generated_video_agreement"] = (
+            float(np.mean([np.sign(row["generated"]["video_yaw_deg"]) == probe.sign for row in rows])) if rows else float("nan")
+        )
+    return out
+
+
+def markdown(summary: dict[str, dict], settings: dict) -> str:
+    lines = [
+        "| probe | clips | head yaw GT / gen (deg) | video yaw GT / gen (deg) | forward GT / gen (m) | agreement gen motion | agreement gen video |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        video_agreement = f"{s['generated_video_agreement']:.0%}" if "generated_video_agreement" in s else "n/a"
+        lines.append(
+            f"| {name} | {s['clips']} | {s['ground_truth_head_yaw_deg']:+.1f} / {s['generated_head_yaw_deg']:+.1f} | "
+            f"{s['ground_truth_video_yaw_deg']:+.1f} / {s['generated_video_yaw_deg']:+.1f} | "
+            f"{s['ground_truth_forward_m']:+.2f} / {s['generated_forward_m']:+.2f} | {s['generated_agreement']:.0%} | {video_agreement} |"
+        )
+    lines += ["", ", ".join(f"{k}: {v}" for k, v in settings.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m egotwin.eval.directions", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="pipeline folder saved by EgoTwinPipeline.save_pretrained")
+    parser.add_argument("--data", required=True, help="EgoWorld clip folder")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--clips_per_probe", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_inference_steps", type=int, default=50)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    from egotwin.eval.__main__ import generate_sample, ground_truth_sample
+    from egotwin.pipelines import EgoTwinPipeline
+
+    dataset = ClipDataset(args.data, split=args.split)
+    pipe = EgoTwinPipeline.from_pretrained(args.checkpoint).to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    summary, clips = {}, {}
+    for probe in PROBES:
+        rows = []
+        for number, index in enumerate(probe_clips(dataset, probe, args.clips_per_probe)):
+            item = dataset[index]
+            truth = ground_truth_sample(item)
+            generator = torch.Generator().manual_seed(args.seed * 1_000_003 + index)
+            sample = generate_sample(pipe, item, "t2vm", generator, args.num_inference_steps)
+            rows.append(
+                {
+                    "clip_id": item["clip_id"],
+                    "caption": item["caption"],
+                    "ground_truth": measure(truth["frames"], truth["camera_to_world"], truth["intrinsics"]),
+                    "generated": measure(sample["frames"], sample["camera_to_world"], sample["intrinsics"]),
+                }
+            )
+        summary[probe.name], clips[probe.name] = summarize(probe, rows), rows
+        print(probe.name, json.dumps(summary[probe.name]), flush=True)
+    settings = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split, "seed": args.seed,
+                "num_inference_steps": args.num_inference_steps, "mode": "t2vm"}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"settings": settings, "summary": summary, "clips": clips}
+    (out / "directions.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "directions.md").write_text(markdown(summary, settings))
+    print((out / "directions.md").read_text())
+    return results
+
+
+if __name__ == "__main__":
+    main()
