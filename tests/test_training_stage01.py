@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.common import EpochBatchSampler, load_config, parse_config, read_log
+from training.common import EpochBatchSampler, learning_rate_factor, load_config, make_optimizer, parse_config, read_log
 from training.stage0_video_vae import Stage0Config
 from training.stage0_video_vae import spatial_crop, temporal_crop
 from training.stage0_video_vae import train as train_stage0
@@ -45,6 +45,22 @@ def test_config_from_file_and_command_line(tmp_path):
         load_config(Stage1Config, None, {"max_step": 3})
     for stage, name in ((Stage0Config, "stage0_video_vae.json"), (Stage1Config, "stage1_motion_vae.json")):
         assert load_config(stage, REPO / "training" / "configs" / name).max_steps > 0
+
+
+def test_learning_rate_warms_up_holds_and_decays_to_zero():
+    config = Stage1Config(warmup_steps=4, max_steps=20, decay_steps=10)
+    factors = [learning_rate_factor(config, step) for step in range(21)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0] and factors[4:11] == [1.0] * 7
+    assert factors[11:] == pytest.approx([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    assert learning_rate_factor(Stage1Config(warmup_steps=4, max_steps=20), 19) == 1.0  # no decay by default
+    # the optimiser sees it
+    optimizer, scheduler = make_optimizer(torch.nn.Linear(2, 2), Stage1Config(learning_rate=0.1, warmup_steps=1, max_steps=4, decay_steps=2))
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05])
 
 
 def test_batch_order_is_a_function_of_seed_and_position():

@@ -49,6 +49,9 @@ class TrainConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     warmup_steps: int = 100
+    decay_steps: int = 0
+    """Linear decay of the learning rate to 0 over the last N steps before max_steps (0: constant after warmup).
+    The schedule is a function of the step and this config, so a resumed run may add or move the decay."""
     max_grad_norm: float = 1.0
     log_every: int = 10
     checkpoint_every: int = 200
@@ -207,13 +210,21 @@ def make_accelerator(config):
 
 
 def make_optimizer(model: torch.nn.Module, config) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW with a linear warmup to a constant learning rate."""
+    """AdamW with a linear warmup, a constant learning rate and an optional linear decay (`learning_rate_factor`)."""
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.weight_decay
     )
-    warmup = max(config.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(config, step))
     return optimizer, scheduler
+
+
+def learning_rate_factor(config, step: int) -> float:
+    """Learning-rate multiplier at optimizer step `step`: linear warmup, constant, then the optional linear decay
+    to 0 at max_steps (`decay_steps`)."""
+    warmup = min(1.0, (step + 1) / max(config.warmup_steps, 1))
+    if config.decay_steps <= 0:
+        return warmup
+    return min(warmup, max(0.0, (config.max_steps - step) / config.decay_steps))
 
 
 def make_loader(dataset: Dataset, config, start_batch: int, accelerator, collate_fn=None):

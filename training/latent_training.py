@@ -33,6 +33,7 @@ from training.common import (
     EpochBatchSampler,
     LossLog,
     TrainConfig,
+    learning_rate_factor,
     resume_from,
     save_checkpoint,
     step_generator,
@@ -266,8 +267,7 @@ def fit(
     if config.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW(param_groups, betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.weight_decay)
-    warmup = max(config.warmup_steps, 1)
-    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(config, step))
     # The schedule counts optimizer steps whatever the number of processes, so it stays out of `prepare` (which would
     # step it once per process); it is checkpointed as a custom object instead.
     accelerator.register_for_checkpointing(lr_scheduler)
