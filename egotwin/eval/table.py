@@ -1,0 +1,164 @@
+"""One table from several evaluation runs, and the paper's ablation side by side with ours.
+
+    python -m egotwin.eval.table runs/eval_gt runs/eval_t2vm runs/eval_tm2v runs/eval_tv2m --out runs/table
+    python -m egotwin.eval.table --ablation full=runs/ablation/eval_full wo_mr=runs/ablation/eval_wo_mr \\
+        wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --out runs/ablation/table
+
+Each argument is a folder (or a results.json) written by `python -m egotwin.eval`, optionally named `label=path`.
+The first form writes the paper's columns, one row per run (mean ± std over that run's replications). `--ablation`
+adds, for the consistency metrics the paper ablates (TransErr, RotErr, HandScore), each variant's change against
+`full` in our runs and in the paper's (spec section 10), and whether the two agree in direction. A change smaller than
+the replication spread (the two runs' standard deviations added) is called "within spread" and agrees with nothing.
+Writes table.md and table.json into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from egotwin.eval.__main__ import COLUMNS
+
+PAPER_ABLATION = {
+    "full": {"TransErr": 0.67, "RotErr": 0.46, "HandScore": 0.81},
+    "wo_mr": {"TransErr": 0.96, "RotErr": 1.22, "HandScore": 0.44},
+    "wo_im": {"TransErr": 0.85, "RotErr": 0.89, "HandScore": 0.57},
+    "wo_ad": {"TransErr": 0.74, "RotErr": 0.62, "HandScore": 0.73},
+}
+"""The paper's ablation on Nymeria (spec section 10): full EgoTwin, w/o MR (root-centric motion), w/o IM (full
+attention), w/o AD (one shared timestep)."""
+VARIANT_NAMES = {
+    "full": "EgoTwin (full)",
+    "wo_mr": "w/o MR (root-centric)",
+    "wo_im": "w/o IM (full attention)",
+    "wo_ad": "w/o AD (shared timestep)",
+}
+HIGHER_IS_BETTER = {"TransErr": False, "RotErr": False, "HandScore": True}
+
+
+def load_results(path: str | Path) -> dict:
+    """results.json of one `python -m egotwin.eval` run (a folder holding it, or the file)."""
+    path = Path(path)
+    file = path / "results.json" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"no results.json at {path}: run `python -m egotwin.eval ... --out {path}` first")
+    results = json.loads(file.read_text())
+    if "summary" not in results:
+        raise ValueError(f"{file} is not an egotwin.eval results file (no 'summary')")
+    return results
+
+
+def parse_runs(arguments: list[str]) -> dict[str, dict]:
+    """`label=path` or `path` (labelled by the run's own name) -> {label: results}, in argument order."""
+    runs: dict[str, dict] = {}
+    for argument in arguments:
+        label, _, path = argument.rpartition("=") if "=" in argument else ("", "", argument)
+        results = load_results(path)
+        label = label or results["name"]
+        if label in runs:
+            raise ValueError(f"two runs are labelled '{label}'")
+        runs[label] = results
+    return runs
+
+
+def cell(summary: dict, column: str) -> str:
+    if column not in summary:
+        return "n/a"
+    return f"{summary[column]['mean']:.3f} ± {summary[column]['std']:.3f}"
+
+
+def comparison_markdown(runs: dict[str, dict]) -> str:
+    """The paper's columns, one row per run."""
+    lines = ["| | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for label, results in runs.items():
+        lines.append(f"| {label} | " + " | ".join(cell(results["summary"], c) for c in COLUMNS) + " |")
+    lines.append("")
+    for label, results in runs.items():
+        settings = results["settings"]
+        shown = ("mode", "checkpoint", "split", "num_samples", "replications", "seed", "num_inference_steps")
+        lines.append(f"- {label}: " + ", ".join(f"{k} {settings.get(k)}" for k in shown if k in settings))
+    return "\n".join(lines) + "\n"
+
+
+def trend(ours: float, full: float, spread: float, metric: str) -> str:
+    """'worse', 'better' or 'within spread': an ablated variant's metric against the full model's."""
+    if abs(ours - full) <= spread:
+        return "within spread"
+    worse = ours < full if HIGHER_IS_BETTER[metric] else ours > full
+    return "worse" if worse else "better"
+
+
+def ablation_rows(runs: dict[str, dict]) -> list[dict]:
+    """Per variant and metric: ours (mean, std), the paper's value, both changes against full, and the agreement."""
+    if "full" not in runs:
+        raise ValueError("the ablation table needs a run labelled 'full' (the model the ablations are compared to)")
+    unknown = set(runs) - set(PAPER_ABLATION)
+    if unknown:
+        raise ValueError(f"unknown ablation labels {sorted(unknown)}; use {sorted(PAPER_ABLATION)}")
+    full = runs["full"]["summary"]
+    rows = []
+    for variant, results in runs.items():
+        for metric, paper in PAPER_ABLATION[variant].items():
+            ours = results["summary"][metric]
+            row = {
+                "variant": variant,
+                "metric": metric,
+                "ours_mean": ours["mean"],
+                "ours_std": ours["std"],
+                "paper": paper,
+            }
+            if variant != "full":
+                spread = ours["std"] + full[metric]["std"]
+                row["ours_trend"] = trend(ours["mean"], full[metric]["mean"], spread, metric)
+                row["paper_trend"] = trend(paper, PAPER_ABLATION["full"][metric], 0.0, metric)
+                row["agrees"] = row["ours_trend"] == row["paper_trend"]
+            rows.append(row)
+    return rows
+
+
+def ablation_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| variant | metric | ours (mean ± std) | paper | ours vs full | paper vs full | agrees |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ours = f"{row['ours_mean']:.3f} ± {row['ours_std']:.3f}"
+        trends = (
+            (row["ours_trend"], row["paper_trend"], "yes" if row["agrees"] else "no")
+            if "agrees" in row
+            else ("", "", "")
+        )
+        lines.append(
+            f"| {VARIANT_NAMES[row['variant']]} | {row['metric']} | {ours} | {row['paper']:.2f} | " + " | ".join(trends) + " |"
+        )
+    compared = [r for r in rows if "agrees" in r]
+    if compared:
+        lines += ["", f"Trend agrees with the paper in {sum(r['agrees'] for r in compared)} of {len(compared)} cases."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m egotwin.eval.table", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="egotwin.eval output folders, optionally as label=folder")
+    parser.add_argument("--ablation", action="store_true", help="labels full, wo_mr, wo_im, wo_ad: compare with the paper")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    runs = parse_runs(args.runs)
+    markdown = comparison_markdown(runs)
+    table = {"runs": {label: {"settings": r["settings"], "summary": r["summary"]} for label, r in runs.items()}}
+    if args.ablation:
+        rows = ablation_rows(runs)
+        table["ablation"] = rows
+        markdown += "\n" + ablation_markdown(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    (out / "table.md").write_text(markdown)
+    print(markdown)
+    return table
+
+
+if __name__ == "__main__":
+    main()
