@@ -109,11 +109,14 @@ def item_frames(item: dict) -> np.ndarray:
 def generate_sample(pipe, item: dict, mode: str, generator: torch.Generator, steps: int) -> dict:
     """One generated clip for a test item: frames, motion, camera_to_world, intrinsics."""
     frames, motion = item_frames(item), item_motion(item)
-    inputs = {"t2vm": {}, "tm2v": {"motion": motion}, "tv2m": {"video": frames}}[mode]
+    # The given modality carries its own start: tm2v's motion its first pose, tv2m's video its first frame.
+    inputs = {
+        "t2vm": {"image": frames[0], "initial_pose": motion},
+        "tm2v": {"image": frames[0], "motion": motion},
+        "tv2m": {"initial_pose": motion, "video": frames},
+    }[mode]
     out = pipe(
         prompt=item["caption"],
-        image=frames[0],
-        initial_pose=motion,
         mode=mode,
         num_inference_steps=steps,
         generator=generator,
