@@ -82,3 +82,10 @@ def test_cli_writes_markdown_and_json(tmp_path):
     assert "| w/o IM (full attention) | RotErr | 1.500 ± 0.000 | 0.89 | worse | worse | yes |" in markdown
     assert "Trend agrees with the paper in 3 of 3 cases." in markdown
     assert json.loads((tmp_path / "table" / "table.json").read_text()) == json.loads(json.dumps(table))
+
+
+def test_cli_reports_a_missing_run_without_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "missing"), "--out", str(tmp_path / "table")])
+    assert exit_info.value.code == 2 and "no results.json" in capsys.readouterr().err
+    assert not (tmp_path / "table").exists()  # nothing written

@@ -145,11 +145,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
-    runs = parse_runs(args.runs)
+    try:
+        runs = parse_runs(args.runs)
+        rows = ablation_rows(runs) if args.ablation else None
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
     markdown = comparison_markdown(runs)
     table = {"runs": {label: {"settings": r["settings"], "summary": r["summary"]} for label, r in runs.items()}}
-    if args.ablation:
-        rows = ablation_rows(runs)
+    if rows is not None:
         table["ablation"] = rows
         markdown += "\n" + ablation_markdown(rows)
     out = Path(args.out)
