@@ -34,24 +34,11 @@ from egotwin.data.dataset import ClipDataset
 from egotwin.eval.consistency import clip_consistency
 from egotwin.eval.evaluators import load_evaluators
 from egotwin.eval.metrics import binary_f1, fid, mm_dist, r_precision
+from egotwin.eval.table import COLUMNS, metrics_table
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.motion.motion import Motion
 
 MODES = ("t2vm", "tm2v", "tv2m")
-COLUMNS = (
-    "I-FID",
-    "FVD",
-    "CLIP-SIM",
-    "M-FID",
-    "R-Prec@1",
-    "R-Prec@2",
-    "R-Prec@3",
-    "MM-Dist",
-    "TransErr",
-    "RotErr",
-    "HandScore",
-)
-"""The paper's table columns (R-Precision split into its top-1/2/3 as in HumanML3D)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -211,13 +198,10 @@ def summarize(replications: list[dict[str, float]]) -> dict[str, dict[str, float
 
 
 def results_markdown(name: str, summary: dict, settings: dict) -> str:
-    cells = [f"{summary[c]['mean']:.3f} ± {summary[c]['std']:.3f}" if c in summary else "n/a" for c in COLUMNS]
     lines = [
         f"# EgoTwin evaluation: {name}",
         "",
-        "| | " + " | ".join(COLUMNS) + " |",
-        "|---" * (len(COLUMNS) + 1) + "|",
-        f"| {name} | " + " | ".join(cells) + " |",
+        *metrics_table({name: summary}),
         "",
         "mean ± std over replications. " + ", ".join(f"{k}: {v}" for k, v in settings.items()) + ".",
         "",

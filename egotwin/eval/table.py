@@ -18,7 +18,20 @@ import argparse
 import json
 from pathlib import Path
 
-from egotwin.eval.__main__ import COLUMNS
+COLUMNS = (
+    "I-FID",
+    "FVD",
+    "CLIP-SIM",
+    "M-FID",
+    "R-Prec@1",
+    "R-Prec@2",
+    "R-Prec@3",
+    "MM-Dist",
+    "TransErr",
+    "RotErr",
+    "HandScore",
+)
+"""The paper's table columns (R-Precision split into its top-1/2/3 as in HumanML3D)."""
 
 PAPER_ABLATION = {
     "full": {"TransErr": 0.67, "RotErr": 0.46, "HandScore": 0.81},
@@ -62,18 +75,18 @@ def parse_runs(arguments: list[str]) -> dict[str, dict]:
     return runs
 
 
-def cell(summary: dict, column: str) -> str:
-    if column not in summary:
-        return "n/a"
-    return f"{summary[column]['mean']:.3f} ± {summary[column]['std']:.3f}"
+def metrics_table(summaries: dict[str, dict]) -> list[str]:
+    """Markdown lines of the paper's columns, one row per {label: summary} ("mean ± std", "n/a" where not measured)."""
+    lines = ["| | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for label, summary in summaries.items():
+        cells = [f"{summary[c]['mean']:.3f} ± {summary[c]['std']:.3f}" if c in summary else "n/a" for c in COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def comparison_markdown(runs: dict[str, dict]) -> str:
-    """The paper's columns, one row per run."""
-    lines = ["| | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for label, results in runs.items():
-        lines.append(f"| {label} | " + " | ".join(cell(results["summary"], c) for c in COLUMNS) + " |")
-    lines.append("")
+    """The paper's columns, one row per run, and each run's settings."""
+    lines = metrics_table({label: results["summary"] for label, results in runs.items()}) + [""]
     for label, results in runs.items():
         settings = results["settings"]
         shown = ("mode", "checkpoint", "split", "num_samples", "replications", "seed", "num_inference_steps")
