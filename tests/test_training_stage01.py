@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from training.common import EpochBatchSampler, learning_rate_factor, load_config, make_optimizer, parse_config, read_log
 from training.stage0_video_vae import Stage0Config
@@ -116,6 +117,29 @@ def test_stage0_resume_continues_the_same_run(tmp_path):
     assert_same_weights(straight, resumed)
     assert resumed.config.scaling_factor == straight.config.scaling_factor != 1.15258426
     assert (tmp_path / "b" / "video_vae" / "config.json").is_file()
+
+
+def test_stage0_decoder_fine_tuning_keeps_the_latent_space(tmp_path):
+    """`train_decoder_only`: the encoder and the scaling factor are the init's, bit for bit (so latents cached with the
+    init stay valid), the decoder moves, and the reconstruction of the training clips gets better."""
+    data = SyntheticClips(4, size=16, num_video_frames=9)
+    # an untrained VAE (one step at a vanishing rate), so that the decoder has much to learn in a few steps
+    base = train_stage0(Stage0Config(output_dir=str(tmp_path / "base"), max_steps=1, learning_rate=1e-9, **TINY_STAGE0), data)
+    with pytest.raises(ValueError, match="needs init_from"):
+        train_stage0(Stage0Config(output_dir=str(tmp_path / "x"), max_steps=1, train_decoder_only=True, **TINY_STAGE0), data)
+    tuned = train_stage0(
+        Stage0Config(output_dir=str(tmp_path / "dec"), max_steps=40, learning_rate=3e-3, train_decoder_only=True,
+                     init_from=str(tmp_path / "base" / "video_vae"), **{**TINY_STAGE0, "train_size": 0}),
+        data,
+    )
+    assert tuned.config.scaling_factor == base.config.scaling_factor
+    for name, value in base.state_dict().items():
+        same = torch.equal(value, tuned.state_dict()[name])
+        assert same == (not name.startswith(("decoder.", "post_quant_conv."))), name
+    video = torch.stack([data[i]["video"] for i in range(len(data))])
+    with torch.no_grad():
+        errors = [F.mse_loss(m.decode(m.encode(video).latent_dist.mode()).sample, video).item() for m in (base, tuned)]
+    assert errors[1] < 0.9 * errors[0], errors
 
 
 @pytest.mark.slow

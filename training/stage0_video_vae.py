@@ -7,6 +7,11 @@ a perceptual and an adversarial term; neither has weights that can be had offlin
 met by pixel losses. At the end the latents' spread is measured and stored as the model's `scaling_factor` (so the
 diffusion stages see unit-variance latents), the model goes to `output_dir/video_vae` (`save_pretrained`), and the
 held-out split's PSNR is written to `eval.json`.
+
+Decoder fine-tuning (`init_from` a trained VAE, `train_decoder_only`): the encoder, and so the latent space and its
+scaling factor, stay exactly as they were, so a latent cache and a transformer trained on them stay valid, while the
+decoder learns what sampling asks of it: whole 41-frame clips (the first phase trains on short windows, and a
+whole-clip decode scores 1-1.5 dB below a 9-frame one). Stable Diffusion's fine-tuned "ft-MSE" decoder is the same idea.
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKLCogVideoX
 from torch.utils.data import Dataset
 
-from egotwin.models.video_vae import SMALL_VIDEO_VAE_CONFIG, latent_scaling_factor, small_video_vae
+from egotwin.models.video_vae import (
+    SMALL_VIDEO_VAE_CONFIG,
+    latent_scaling_factor,
+    small_video_vae,
+    use_mkldnn_conv3d,
+)
 from training.common import (
     LossLog,
     TrainConfig,
@@ -59,6 +69,12 @@ class Stage0Config(TrainConfig):
     """Held-out PSNR over the first N clips of the val split (0: all); a whole-clip decode costs about a second on CPU."""
     scaling_batches: int = 8
     """Training batches whose latents set the scaling factor at export."""
+    init_from: str = ""
+    """A saved video VAE folder (`save_pretrained`) to start from instead of random weights; its architecture is used
+    and the block_out_channels / layers_per_block / norm_num_groups fields are ignored."""
+    train_decoder_only: bool = False
+    """Train the decoder alone (needs `init_from`): the encoder is frozen and the exported model keeps the init's
+    scaling factor, so latents encoded before stay valid."""
 
 
 def collate_video(items: list[dict]) -> torch.Tensor:
@@ -109,16 +125,33 @@ def evaluate(vae: AutoencoderKLCogVideoX, dataset: Dataset, batch_size: int = 2)
     return {"psnr_db": torch.cat(values).mean().item()}
 
 
+def build_vae(config: Stage0Config) -> AutoencoderKLCogVideoX:
+    """The model a run starts from: `init_from`'s weights or a fresh small VAE; with `train_decoder_only` only the
+    decoder (and its post-quantisation conv, when the config has one) is trainable."""
+    if config.train_decoder_only and not config.init_from:
+        raise ValueError("train_decoder_only needs init_from: a trained VAE whose encoder to keep")
+    if config.init_from:
+        vae = use_mkldnn_conv3d(AutoencoderKLCogVideoX.from_pretrained(config.init_from, local_files_only=True))
+    else:
+        vae = small_video_vae(
+            block_out_channels=config.block_out_channels,
+            layers_per_block=config.layers_per_block,
+            norm_num_groups=config.norm_num_groups,
+        )
+    if config.train_decoder_only:
+        vae.requires_grad_(False)
+        vae.decoder.requires_grad_(True)
+        if getattr(vae, "post_quant_conv", None) is not None:
+            vae.post_quant_conv.requires_grad_(True)
+    return vae
+
+
 def train(config: Stage0Config, dataset: Dataset, val_dataset: Dataset | None = None) -> AutoencoderKLCogVideoX:
     """Train (or resume) the small video VAE on the clips of `dataset`; returns the trained model (unwrapped)."""
     # 1. Run directory, model, optimiser, and the state of an interrupted run
     accelerator = make_accelerator(config)
     output_dir = Path(config.output_dir)
-    vae = small_video_vae(
-        block_out_channels=config.block_out_channels,
-        layers_per_block=config.layers_per_block,
-        norm_num_groups=config.norm_num_groups,
-    )
+    vae = build_vae(config)
     optimizer, scheduler = make_optimizer(vae, config)
     vae, optimizer = accelerator.prepare(vae, optimizer)
     # Not through `prepare`: a prepared scheduler steps once per process per step, shortening the warmup on N GPUs.
@@ -136,13 +169,14 @@ def train(config: Stage0Config, dataset: Dataset, val_dataset: Dataset | None = 
         video = temporal_crop(video, config.train_frames, crop_generator)
         video = spatial_crop(video, config.train_size, crop_generator).to(accelerator.device)
         # encode/decode are called on the unwrapped model to get the posterior; so this stage runs in one process.
-        posterior = accelerator.unwrap_model(vae).encode(video).latent_dist
+        with torch.set_grad_enabled(not config.train_decoder_only):
+            posterior = accelerator.unwrap_model(vae).encode(video).latent_dist
         latents = posterior.sample(generator=step_generator(config.seed, step, accelerator.device))
         reconstruction = accelerator.unwrap_model(vae).decode(latents).sample
         l1, mse = F.l1_loss(reconstruction, video), F.mse_loss(reconstruction, video)
         # Per latent element; diffusers' `kl()` sums over image dims (1, 2, 3) only, which does not fit (B, C, T, h, w).
         kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
-        loss = l1 + mse + config.kl_weight * kl
+        loss = l1 + mse + (0.0 if config.train_decoder_only else config.kl_weight) * kl
         accelerator.backward(loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(vae.parameters(), config.max_grad_norm)
@@ -159,7 +193,9 @@ def train(config: Stage0Config, dataset: Dataset, val_dataset: Dataset | None = 
 
     # 3. Scaling factor from the latents' spread, export, and the held-out PSNR
     model = accelerator.unwrap_model(vae).eval()
-    if accelerator.is_main_process:
+    if accelerator.is_main_process and config.train_decoder_only:
+        model.save_pretrained(output_dir / "video_vae")  # the encoder's scaling factor, unchanged
+    elif accelerator.is_main_process:
         with torch.no_grad():
             batches = [collate_video([dataset[i] for i in range(b * config.batch_size, (b + 1) * config.batch_size)])
                        for b in range(min(config.scaling_batches, len(dataset) // config.batch_size))]
@@ -169,6 +205,7 @@ def train(config: Stage0Config, dataset: Dataset, val_dataset: Dataset | None = 
             raise RuntimeError("video latents have no spread; training diverged")
         model.register_to_config(scaling_factor=scale)
         model.save_pretrained(output_dir / "video_vae")
+    if accelerator.is_main_process:
         if val_dataset is not None and len(val_dataset):
             if config.val_clips > 0 and len(val_dataset) > config.val_clips:
                 val_dataset = torch.utils.data.Subset(val_dataset, range(config.val_clips))
