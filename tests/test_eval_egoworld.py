@@ -11,6 +11,7 @@ import torch
 
 from egotwin.data.dataset import ClipDataset
 from egotwin.eval import clip_consistency, viewpoint_alignment
+from egotwin.eval.consistency import still_camera_alignment
 from egotwin.eval.__main__ import main as eval_main
 from egotwin.eval.evaluators import HandDetector, TextMotionEvaluator, VideoTextEvaluator, load_evaluators
 from egotwin.eval.hands import hands_in_view, motion_hands_in_view
@@ -140,9 +141,16 @@ def test_evaluators_train_save_load_and_score_ground_truth(clips, tmp_path):
         ]
     )
     assert summary["TransErr"]["mean"] == pytest.approx(expected)
+    # the motionless-camera reference: each clip's head path against the identity path, and it is worse than the
+    # visual odometry on the clips' own frames
+    still = [still_camera_alignment(read_clip(clips / r["path"])["camera_to_world"]) for r in read_metadata(clips)]
+    assert summary["TransErr (still camera)"]["mean"] == pytest.approx(np.mean([s["trans_err"] for s in still]))
+    assert summary["RotErr (still camera)"]["mean"] == pytest.approx(np.mean([s["rot_err"] for s in still]))
+    assert summary["RotErr (still camera)"]["mean"] > summary["RotErr"]["mean"]
     assert "R-Prec@1" not in summary  # fewer than 32 clips
     table = (out / "results.md").read_text()
     assert "| I-FID | FVD | CLIP-SIM | M-FID |" in table and "replications: 1" in table and "n/a" in table
+    assert f"RotErr {summary['RotErr (still camera)']['mean']:.3f}" in table
 
 
 @pytest.mark.slow
@@ -178,7 +186,7 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
         ]
     )
     assert results["settings"]["replications"] == 2 and results["settings"]["num_samples"] == 2
-    assert set(results["summary"]) == {"TransErr", "RotErr"}  # no evaluators given
+    assert set(results["summary"]) == {"TransErr", "RotErr", "TransErr (still camera)", "RotErr (still camera)"}
     assert all(np.isfinite(r["TransErr"]) for r in results["replications"])
     with pytest.raises(SystemExit):
         eval_main(["--data", str(clips), "--out", str(tmp_path / "x")])  # neither --checkpoint nor --ground_truth

@@ -33,6 +33,15 @@ def viewpoint_alignment(
     return {**errors.as_dict(), "estimated_positions": errors.alignment.apply(estimate[:, :3, 3])}
 
 
+def still_camera_alignment(camera_to_world: np.ndarray) -> dict:
+    """`viewpoint_alignment`'s errors for a camera that never moves (the identity path) against `camera_to_world`
+    (T, 4, 4): what a video scores when it ignores the head entirely, so a generated clip's TransErr / RotErr say
+    something about consistency only when they are below these. Large head movements raise both numbers."""
+    reference = np.asarray(camera_to_world, dtype=np.float64)
+    still = np.broadcast_to(np.eye(4), reference.shape).copy()
+    return trajectory_errors(still, reference).as_dict()
+
+
 def clip_consistency(
     frames: np.ndarray, motion: Motion, camera_to_world: np.ndarray, intrinsics: np.ndarray, hand_detector=None
 ) -> dict:
