@@ -164,13 +164,21 @@ def test_stage1_survives_sigkill(tmp_path):
     run = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "training.stage1_motion_vae", "--output_dir", str(run),
                                 "--max_steps", "100000", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+
+    def saved_steps() -> list[int]:
+        return [int(p.name[5:]) for p in (run / "checkpoints").glob("step_*") if (p / "trainer_state.json").is_file()]
+
+    # Wait for any checkpoint at step >= 10, not for step 10's: only the 3 newest are kept, and on a fast machine
+    # step 10's is deleted again within a fraction of a second.
     deadline = time.time() + 120
-    while not (run / "checkpoints" / "step_0000010" / "trainer_state.json").is_file():
-        assert process.poll() is None and time.time() < deadline, "training did not reach step 10"
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    latest = max(int(p.name[5:]) for p in (run / "checkpoints").glob("step_*") if (p / "trainer_state.json").is_file())
+    try:
+        while max(saved_steps(), default=0) < 10:
+            assert process.poll() is None and time.time() < deadline, "training did not reach step 10"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    latest = max(saved_steps())
     target = latest + 5
     subprocess.run([sys.executable, "-m", "training.stage1_motion_vae", "--output_dir", str(run), "--max_steps", str(target),
                     *args], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
