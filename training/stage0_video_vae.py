@@ -193,19 +193,17 @@ def train(config: Stage0Config, dataset: Dataset, val_dataset: Dataset | None = 
 
     # 3. Scaling factor from the latents' spread, export, and the held-out PSNR
     model = accelerator.unwrap_model(vae).eval()
-    if accelerator.is_main_process and config.train_decoder_only:
-        model.save_pretrained(output_dir / "video_vae")  # the encoder's scaling factor, unchanged
-    elif accelerator.is_main_process:
-        with torch.no_grad():
-            batches = [collate_video([dataset[i] for i in range(b * config.batch_size, (b + 1) * config.batch_size)])
-                       for b in range(min(config.scaling_batches, len(dataset) // config.batch_size))]
-            latents = torch.cat([model.encode(v.to(accelerator.device)).latent_dist.mode() for v in batches])
-        scale = latent_scaling_factor(latents)
-        if not math.isfinite(scale):
-            raise RuntimeError("video latents have no spread; training diverged")
-        model.register_to_config(scaling_factor=scale)
-        model.save_pretrained(output_dir / "video_vae")
     if accelerator.is_main_process:
+        if not config.train_decoder_only:  # a decoder fine-tune keeps the encoder, so its scaling factor too
+            with torch.no_grad():
+                batches = [collate_video([dataset[i] for i in range(b * config.batch_size, (b + 1) * config.batch_size)])
+                           for b in range(min(config.scaling_batches, len(dataset) // config.batch_size))]
+                latents = torch.cat([model.encode(v.to(accelerator.device)).latent_dist.mode() for v in batches])
+            scale = latent_scaling_factor(latents)
+            if not math.isfinite(scale):
+                raise RuntimeError("video latents have no spread; training diverged")
+            model.register_to_config(scaling_factor=scale)
+        model.save_pretrained(output_dir / "video_vae")
         if val_dataset is not None and len(val_dataset):
             if config.val_clips > 0 and len(val_dataset) > config.val_clips:
                 val_dataset = torch.utils.data.Subset(val_dataset, range(config.val_clips))
