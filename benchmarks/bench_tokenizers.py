@@ -1,8 +1,9 @@
 """Encode/decode time of one 5 s clip for each tokenizer on CPU (or CUDA when present), median of repeats.
 
-    python -m benchmarks.bench_tokenizers [--repeats 3] [--threads N]   (from the repository root)
+    python -m benchmarks.bench_tokenizers [--repeats 3] [--threads N] [--video_vae FOLDER]   (from the repository root)
 
-Clip: video (1, 3, 41, 64, 64) through the small CogVideoX VAE (the stage-0 default config), motion (1, 81, 282)
+Clip: video (1, 3, 41, 64, 64) through the small CogVideoX VAE (the stage-0 default config, or a saved one given by
+`--video_vae`, e.g. a pipeline's vae/ folder: its layout sets the cost), motion (1, 81, 282)
 head-centric features through the default motion VAE, and one caption through the text encoder (all-MiniLM-L6-v2).
 Weights are random (speed does not depend on them); the timings cover the networks only.
 """
@@ -17,7 +18,7 @@ import torch
 
 from egotwin.models.motion_vae import MotionVAE
 from egotwin.models.text_encoder import TextEncoder
-from egotwin.models.video_vae import decode_video, encode_video, small_video_vae
+from egotwin.models.video_vae import decode_video, encode_video, load_pretrained_video_vae, small_video_vae
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -38,6 +39,7 @@ def median_seconds(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--video_vae", default=None, help="a saved video VAE folder (default: the small config)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -45,7 +47,7 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
 
-    video_vae = small_video_vae().to(device).eval()
+    video_vae = (load_pretrained_video_vae(args.video_vae) if args.video_vae else small_video_vae()).to(device).eval()
     video = torch.rand(1, 3, 41, 64, 64, device=device) * 2 - 1
     video_latents = encode_video(video_vae, video)
     motion_vae = MotionVAE().to(device).eval()
@@ -54,7 +56,7 @@ def main() -> None:
     text = TextEncoder.from_minilm().to(device)
 
     rows = [
-        ("video VAE encode (41x64x64 -> 11x16x8x8)", lambda: encode_video(video_vae, video)),
+        (f"video VAE encode (41x64x64 -> {'x'.join(map(str, video_latents.shape[1:]))})", lambda: encode_video(video_vae, video)),
         ("video VAE decode", lambda: decode_video(video_vae, video_latents)),
         ("motion VAE encode (81x282 -> 21x32)", lambda: motion_vae.encode(motion)),
         ("motion VAE decode", lambda: motion_vae.decode(motion_latents)),

@@ -12,11 +12,13 @@ import torch
 from egotwin.data.dataset import ClipDataset
 from egotwin.eval import clip_consistency, viewpoint_alignment
 from egotwin.eval.consistency import still_camera_alignment
+from egotwin.eval.__main__ import ground_truth_sample, item_frames
 from egotwin.eval.__main__ import main as eval_main
 from egotwin.eval.evaluators import HandDetector, TextMotionEvaluator, VideoTextEvaluator, load_evaluators
 from egotwin.eval.hands import hands_in_view, motion_hands_in_view
 from egotwin.eval.metrics import binary_f1
 from egotwin.models.transformer import EgoTwinTransformer3DModel
+from egotwin.models.video_vae import load_pretrained_video_vae, small_video_vae
 from egotwin.world.clip_format import read_clip, read_metadata
 from egotwin.world.generate import generate
 from training.build_pipeline import random_pipeline
@@ -151,6 +153,31 @@ def test_evaluators_train_save_load_and_score_ground_truth(clips, tmp_path):
     table = (out / "results.md").read_text()
     assert "| I-FID | FVD | CLIP-SIM | M-FID |" in table and "replications: 1" in table and "n/a" in table
     assert f"RotErr {summary['RotErr (still camera)']['mean']:.3f}" in table
+
+
+def test_ground_truth_through_a_video_vae_scores_its_reconstructions(clips, tmp_path):
+    """`--video_vae`: the clips' videos are scored after the VAE's encode-decode round trip (posterior mean)."""
+    torch.manual_seed(0)
+    vae = small_video_vae(block_out_channels=(8, 8, 8), norm_num_groups=4).eval()
+    vae.save_pretrained(tmp_path / "vae")
+    results = eval_main(
+        ["--ground_truth", "--video_vae", str(tmp_path / "vae"), "--data", str(clips), "--split", "train",
+         "--out", str(tmp_path / "out")]
+    )
+    loaded, expected = load_pretrained_video_vae(tmp_path / "vae"), []
+    for item in ClipDataset(clips, split="train"):
+        with torch.no_grad():
+            reconstruction = vae.decode(vae.encode(item["video"][None]).latent_dist.mode()).sample.clamp(-1, 1)[0]
+        sample = ground_truth_sample(item, loaded)
+        # the reconstruction (to rounding), not the clip's own video
+        assert np.abs(sample["frames"].astype(int) - item_frames({"video": reconstruction}).astype(int)).max() <= 1
+        assert np.abs(sample["frames"].astype(int) - item_frames(item).astype(int)).mean() > 10
+        expected.append(viewpoint_alignment(sample["frames"], sample["camera_to_world"], sample["intrinsics"])["rot_err"])
+    assert results["summary"]["RotErr"]["mean"] == pytest.approx(np.mean(expected))
+    assert "through the video VAE" in results["name"] and results["settings"]["video_vae"] == str(tmp_path / "vae")
+    with pytest.raises(SystemExit):  # a checkpoint decodes with its own VAE
+        eval_main(["--checkpoint", str(tmp_path), "--video_vae", str(tmp_path / "vae"), "--data", str(clips),
+                   "--out", str(tmp_path / "x")])
 
 
 @pytest.mark.slow

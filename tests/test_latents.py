@@ -41,6 +41,16 @@ def test_index_and_shards(cache):
     assert index["motion_vae"] == {"latent_channels": 8, "representation": "head_centric", "scaling_factor": 0.5}
     assert index["text_encoder"] == {"name": "all-MiniLM-L6-v2", "dim": 384, "max_length": 32}
     assert index["video_vae"]["scaling_factor"] == parts["video_vae"].config.scaling_factor
+    assert index["video_vae"]["latent_size"] == [2, 2]  # 16x16 frames, 8x spatial compression
+    assert LatentDataset(root).video_latent_size == (2, 2)
+    # a cache written before the index recorded the size: read from its first shard
+    old = root.parent / f"{root.name}_old"
+    old.mkdir(exist_ok=True)
+    for file in root.iterdir():
+        (old / file.name).write_bytes(file.read_bytes())
+    del index["video_vae"]["latent_size"]
+    (old / "index.json").write_text(json.dumps(index))
+    assert LatentDataset(old).video_latent_size == (2, 2)
 
 
 @torch.no_grad()

@@ -46,6 +46,10 @@ def test_config_from_file_and_command_line(tmp_path):
         load_config(Stage1Config, None, {"max_step": 3})
     for stage, name in ((Stage0Config, "stage0_video_vae.json"), (Stage1Config, "stage1_motion_vae.json")):
         assert load_config(stage, REPO / "training" / "configs" / name).max_steps > 0
+    # the 4x-spatial VAE: three blocks, then the whole-clip phase from its export on 17-frame windows, encoder too
+    f4, clips = (load_config(Stage0Config, REPO / "training" / "configs" / f"stage0_video_vae_{n}.json") for n in ("f4", "f4_clips"))
+    assert f4.block_out_channels == (16, 32, 64) and f4.train_frames == 9
+    assert clips.init_from == f4.output_dir + "/video_vae" and clips.train_frames == 17 and not clips.train_decoder_only
 
 
 def test_learning_rate_warms_up_holds_and_decays_to_zero():

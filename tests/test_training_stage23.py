@@ -63,7 +63,7 @@ def latents(tmp_path_factory) -> Path:
 def initial_model(config) -> EgoTwinTransformer3DModel:
     """The weights a fresh run of `config` starts from (its seed, then the transformer, as `train` does)."""
     set_seed(config.seed)
-    return build_stage_transformer(config, open_caches(config).index)
+    return build_stage_transformer(config, open_caches(config))
 
 
 def changed(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, bool]:
@@ -91,6 +91,8 @@ def test_config_files_and_ablation_switches():
         differing = {key for key in vars(stage3) if getattr(ablation, key) != getattr(stage3, key)}
         assert {key: getattr(ablation, key) for key in switch} == switch
         assert differing - {"output_dir", "latents", "init_from"} == set(switch), name
+    f4 = load_config(Stage3Config, CONFIGS / "stage3_joint_f4.json")  # the same stage 2 in the 4x VAE's layout
+    assert (f4.init_from, f4.patch_size, f4.latents) == (stage3.init_from, 4, "cache/egoworld_f4")
     big = load_config(Stage3Config, CONFIGS / "stage3_joint_5b.json")
     assert (big.preset, big.learning_rate, big.gradient_checkpointing, big.mixed_precision) == ("cogvideox-5b", 1e-5, True, "bf16")
     assert load_config(Stage2Config, CONFIGS / "stage2_t2m_5b.json").train_text_branch is False
@@ -166,6 +168,27 @@ def test_text_dropout_rate_and_replacement():
 
 
 # --------------------------------------------------------------------------------------------- stage 3 switches
+def test_stage3_takes_stage2_into_the_caches_video_layout(latents, tmp_path):
+    """Stage 2 knows no video, so its transformer keeps the preset's layout (8x8 latents, 2x2 patches); stage 3 on a
+    cache of 2x2 latents with 1x1 patches loads every weight except the ones whose shape the patch sets, which start
+    fresh, and exports a model in the cache's layout. A patch that does not tile the latents is refused."""
+    stage2 = train_stage2(Stage2Config(output_dir=str(tmp_path / "s2"), latents=str(latents / "motion_only"), max_steps=1, **FAST))
+    assert (stage2.config.sample_height, stage2.config.patch_size) == (8, 2)
+    init = str(tmp_path / "s2" / "transformer")
+    frozen = dict(FAST, learning_rate=0.0, motion_learning_rate=0.0, warmup_steps=0)
+    stage3 = train_stage3(Stage3Config(output_dir=str(tmp_path / "s3"), latents=str(latents), init_from=init, patch_size=1, max_steps=1, **frozen))
+    assert (stage3.config.sample_height, stage3.config.sample_width, stage3.config.patch_size) == (2, 2, 1)
+    assert stage3.patch_embed.proj.weight.shape[-2:] == (1, 1) and stage3.proj_out.out_features == 16
+    before = dict(stage2.named_parameters())
+    fresh = {name for name, param in stage3.named_parameters() if param.shape != before[name].shape}
+    assert fresh == {"patch_embed.proj.weight", "proj_out.weight", "proj_out.bias"}
+    assert not [name for name, param in stage3.named_parameters() if name not in fresh and not torch.equal(param, before[name])]
+    assert EgoTwinTransformer3DModel.from_pretrained(tmp_path / "s3" / "transformer").config.patch_size == 1
+    assert torch.isfinite(torch.tensor(read_log(tmp_path / "s3")[-1]["video_loss"]))  # fresh weights are initialised
+    with pytest.raises(ValueError, match="2x2 do not split into 4x4 patches"):
+        train_stage3(Stage3Config(output_dir=str(tmp_path / "bad"), latents=str(latents), init_from=init, patch_size=4, max_steps=1, **FAST))
+
+
 def test_ablation_switches_reach_the_model(latents, tmp_path, monkeypatch):
     """w/o AD gives the model equal video and motion timesteps; w/o IM opens the mask, also when it starts from a
     model saved with the structured mask; by default the timesteps differ and the mask blocks pairs."""

@@ -31,6 +31,18 @@ def test_small_default_is_a_few_million_parameters_with_cogvideox_compression():
 
 
 @torch.no_grad()
+def test_block_count_sets_the_spatial_compression():
+    """Three blocks: 4x in space (the next small model's layout), still 4x in time; fewer cannot compress time 4x."""
+    torch.manual_seed(0)
+    vae = small_video_vae(block_out_channels=(8, 8, 8), norm_num_groups=4).eval()
+    latents = encode_video(vae, torch.rand(1, 3, 41, 64, 64) * 2 - 1)
+    assert latents.shape == (1, 11, 16, 16, 16)
+    assert decode_video(vae, latents).shape == (1, 3, 41, 64, 64)
+    with pytest.raises(ValueError, match="at least 3 blocks"):
+        small_video_vae(block_out_channels=(8, 8))
+
+
+@torch.no_grad()
 def test_41_frames_to_11_latents_in_transformer_layout(tiny_vae):
     video = torch.rand(2, 3, 41, 16, 16) * 2 - 1
     mean, std = encode_video_distribution(tiny_vae, video)

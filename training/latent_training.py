@@ -85,6 +85,11 @@ class LatentCaches:
     def representation(self) -> str:
         return self.index["motion_vae"]["representation"]
 
+    @property
+    def video_latent_size(self) -> tuple[int, int] | None:
+        """(h, w) of the video latents; None for a motion-only cache."""
+        return self.train.video_latent_size
+
     def description(self) -> dict:
         """What the latents were made with, recorded next to the exported model."""
         return {key: self.index[key] for key in ("motion_vae", "video_vae", "text_encoder")}
@@ -159,27 +164,43 @@ def apply_text_dropout(
 
 
 # ----------------------------------------------------------------------------------------------------- model
-def build_stage_transformer(config: DiffusionTrainConfig, index: dict, **overrides) -> EgoTwinTransformer3DModel:
+def build_stage_transformer(
+    config: DiffusionTrainConfig, caches: LatentCaches, **overrides
+) -> EgoTwinTransformer3DModel:
     """The transformer of `config.preset` (random init) or, with `cogvideox_folder`, CogVideoX's weights plus the preset's
-    fresh motion branch; its motion and text input sizes are the cache's (`index`). `overrides`: config keys such as
-    `full_attention`."""
+    fresh motion branch; its motion and text input sizes, and its video latent size when the cache has video, are the
+    cache's. `overrides`: config keys such as `full_attention`."""
+    index = caches.index
     sizes = dict(
         motion_in_channels=index["motion_vae"]["latent_channels"],
         text_embed_dim=index["text_encoder"]["dim"],
         max_text_seq_length=index["text_encoder"]["max_length"],
     )
+    if caches.video_latent_size is not None and not config.cogvideox_folder:
+        sizes.update(sample_height=caches.video_latent_size[0], sample_width=caches.video_latent_size[1])
     if not config.cogvideox_folder:
-        model = build_transformer(config.preset, **sizes, **overrides)
+        model = build_transformer(config.preset, **{**sizes, **overrides})
     else:
         motion_config = {key: value for key, value in transformer_config(config.preset).items() if key.startswith("motion_")}
         motion_config.update(motion_in_channels=sizes["motion_in_channels"], **overrides)
         model = EgoTwinTransformer3DModel.from_cogvideox(config.cogvideox_folder, **motion_config)
-    check_cache_fits(model, index)
+    check_cache_fits(model, caches)
     return model
 
 
-def check_cache_fits(model: EgoTwinTransformer3DModel, index: dict) -> None:
-    """A clear error where the cache's latents or text embeddings do not fit the transformer's inputs."""
+def require_video(config: DiffusionTrainConfig, caches: LatentCaches) -> None:
+    """A clear error where a stage that trains the video branch is given a motion-only cache."""
+    if not (caches.train.has_video and (caches.val is None or caches.val.has_video)):
+        raise ValueError(
+            f"{config.latents}: a motion-only latent cache (made without --video_vae) cannot train the video branch; "
+            "cache it again with the stage-0 video VAE"
+        )
+
+
+def check_cache_fits(model: EgoTwinTransformer3DModel, caches: LatentCaches) -> None:
+    """A clear error where the cache's latents or text embeddings do not fit the transformer's inputs. The video latent
+    size is the transformer's native one (`sample_height` x `sample_width`): the pipeline generates at that size."""
+    index = caches.index
     wanted = {
         "motion latent channels": (model.config.motion_in_channels, index["motion_vae"]["latent_channels"]),
         "text embedding width": (model.config.text_embed_dim, index["text_encoder"]["dim"]),
@@ -187,6 +208,7 @@ def check_cache_fits(model: EgoTwinTransformer3DModel, index: dict) -> None:
     }
     if index["video_vae"] is not None:  # a motion-only cache (stage 2) has no video latents
         wanted["video latent channels"] = (model.config.in_channels, index["video_vae"]["latent_channels"])
+        wanted["video latent size"] = ((model.config.sample_height, model.config.sample_width), caches.video_latent_size)
     wrong = [f"{name}: transformer {a}, cache {b}" for name, (a, b) in wanted.items() if a != b]
     if wrong:
         raise ValueError("the latent cache does not fit the transformer (" + "; ".join(wrong) + ")")
@@ -254,11 +276,8 @@ def fit(
     diffusion loss on the training cache; returns the model (unwrapped, with the EMA weights when EMA is on).
 
     `with_video`: stage 3 (video + motion latents) or stage 2 (motion only, no video tokens)."""
-    if with_video and not (caches.train.has_video and (caches.val is None or caches.val.has_video)):
-        raise ValueError(
-            f"{config.latents}: a motion-only latent cache (made without --video_vae) cannot train the video branch; "
-            "cache it again with the stage-0 video VAE"
-        )
+    if with_video:
+        require_video(config, caches)
     # 1. Which weights train; optimiser, EMA and the state of an interrupted run
     trained = [param for group in param_groups for param in group["params"]]
     trained_ids = {id(param) for param in trained}

@@ -16,7 +16,16 @@ import dataclasses
 
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from training.common import make_accelerator, parse_config
-from training.latent_training import DiffusionTrainConfig, build_stage_transformer, check_cache_fits, fit, open_caches
+from egotwin.models.presets import transformer_config
+from training.latent_training import (
+    DiffusionTrainConfig,
+    LatentCaches,
+    build_stage_transformer,
+    check_cache_fits,
+    fit,
+    open_caches,
+    require_video,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,14 +45,43 @@ class Stage3Config(DiffusionTrainConfig):
     full_attention: bool = False
     """Open every video <-> motion attention pair (the "w/o IM" ablation)."""
     batch_size: int = 16
+    patch_size: int = 0
+    """Video patch size (0: the init's, or the preset's). With the cache's video latent size it sets the video layout;
+    where `init_from`'s differs (stage 2 never sees video, and a video VAE with another spatial compression gives
+    latents of another size), the init's video patch embedding and output projection, the only weights whose shapes
+    depend on the layout, start fresh and everything else loads."""
 
 
-def load_transformer(config: Stage3Config, index: dict) -> EgoTwinTransformer3DModel:
-    """Stage 2's transformer (with this run's `full_attention`) or a fresh one (see `build_stage_transformer`)."""
+def video_layout(config: Stage3Config, caches: LatentCaches, init_config: dict) -> dict:
+    """The transformer config keys of the video layout this run trains: the cache's latent size, `patch_size`."""
+    height, width = caches.video_latent_size
+    patch = config.patch_size or init_config["patch_size"]
+    if height % patch or width % patch:
+        raise ValueError(f"video latents of {height}x{width} do not split into {patch}x{patch} patches")
+    return {"sample_height": height, "sample_width": width, "patch_size": patch}
+
+
+def load_transformer(config: Stage3Config, caches: LatentCaches) -> EgoTwinTransformer3DModel:
+    """Stage 2's transformer (with this run's `full_attention`, in this run's video layout) or a fresh one (see
+    `build_stage_transformer`)."""
     if not config.init_from:
-        return build_stage_transformer(config, index, full_attention=config.full_attention)
+        # CogVideoX weights come with their own layout
+        layout = {} if config.cogvideox_folder else video_layout(config, caches, transformer_config(config.preset))
+        return build_stage_transformer(config, caches, full_attention=config.full_attention, **layout)
+    init_config = EgoTwinTransformer3DModel.load_config(config.init_from)
+    layout = video_layout(config, caches, init_config)
+    changed = {key: value for key, value in layout.items() if init_config[key] != value}
     model = EgoTwinTransformer3DModel.from_pretrained(config.init_from, full_attention=config.full_attention)
-    check_cache_fits(model, index)
+    if changed:
+        # A fresh model in the new layout takes every weight whose shape still fits; a new patch size changes only
+        # patch_embed.proj and proj_out, which keep the fresh model's initialisation.
+        weights = model.state_dict()
+        model = EgoTwinTransformer3DModel.from_config({**model.config, **changed})
+        fresh = [name for name, tensor in model.state_dict().items() if tensor.shape != weights[name].shape]
+        model.load_state_dict({name: tensor for name, tensor in weights.items() if name not in fresh}, strict=False)
+        print(f"video layout of {config.init_from} changed to {layout}"
+              + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+    check_cache_fits(model, caches)
     return model
 
 
@@ -51,7 +89,8 @@ def train(config: Stage3Config) -> EgoTwinTransformer3DModel:
     """Train (or resume) stage 3; returns the transformer (EMA weights when EMA is on)."""
     accelerator = make_accelerator(config)
     caches = open_caches(config)
-    model = load_transformer(config, caches.index).to(accelerator.device)
+    require_video(config, caches)
+    model = load_transformer(config, caches).to(accelerator.device)
     motion = model.motion_parameters()
     motion_ids = {id(param) for param in motion}
     groups = [

@@ -81,6 +81,7 @@ def cache_latents(
 
     motion_scale = motion_vae.config.scaling_factor
     items, shards, pending = [], [], []
+    latent_size = None  # (h, w) of the video latents, recorded in the index
 
     def flush() -> None:
         tensors = {key: torch.cat([p[key] for p in pending]).contiguous() for key in pending[0]}
@@ -100,6 +101,7 @@ def cache_latents(
             # together, so latent frame 0 of the whole clip differs slightly from the start frame's latent by itself)
             video_mean[:, :1], video_std[:, :1] = encode_video_distribution(video_vae, video[:, :, :1])
             tensors.update(video_mean=video_mean.float().cpu(), video_std=video_std.float().cpu())
+            latent_size = list(video_mean.shape[-2:])
         # 2. Motion: canonicalise, features, z-score, posterior
         features = torch.stack([representation.encode(clip_motion(item)).float() for item in batch])
         posterior = motion_vae.encode(stats.normalize(features).to(device))
@@ -129,7 +131,11 @@ def cache_latents(
         "items": items,
         "video_vae": None
         if video_vae is None
-        else {"latent_channels": video_vae.config.latent_channels, "scaling_factor": video_vae.config.scaling_factor},
+        else {
+            "latent_channels": video_vae.config.latent_channels,
+            "latent_size": latent_size,
+            "scaling_factor": video_vae.config.scaling_factor,
+        },
         "motion_vae": {
             "latent_channels": motion_vae.config.latent_channels,
             "representation": representation.name,
@@ -164,6 +170,16 @@ class LatentDataset(Dataset):
     def has_video(self) -> bool:
         """Whether the cache holds video latents (a motion-only cache, made without a video VAE, does not)."""
         return self.index["video_vae"] is not None
+
+    @property
+    def video_latent_size(self) -> tuple[int, int] | None:
+        """(h, w) of the cached video latents (None in a motion-only cache); caches made before the index recorded it
+        are read from their first shard."""
+        if not self.has_video:
+            return None
+        if "latent_size" in self.index["video_vae"]:
+            return tuple(self.index["video_vae"]["latent_size"])
+        return tuple(self._read(self.index["shards"][0]["file"], 0, "video_mean").shape[-2:])
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -17,7 +17,9 @@ replication r seeded with `seed * 1_000_003 + r * 10_007 + i`. Metrics per repli
   the 41 frames (metres / radians, `egotwin.eval.trajectory`), averaged over clips.
 - HandScore: F1 (pooled over clips, frames and hands) between hands detected in the video and hands in view.
 `--ground_truth` scores the data set's own clips as if generated: the estimators' own error and the upper bound
-(its FIDs use `--reference_split`, default 'val', since a set against itself scores 0).
+(its FIDs use `--reference_split`, default 'val', since a set against itself scores 0). With `--video_vae` the clips'
+videos go through that VAE first (encode, posterior mean, decode): the best a generated video decoded by it can score,
+which separates what the VAE loses (blur that visual odometry cannot track) from what the transformer gets wrong.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from egotwin.eval.evaluators import load_evaluators
 from egotwin.eval.metrics import binary_f1, fid, mm_dist, r_precision
 from egotwin.eval.table import COLUMNS, metrics_table
 from egotwin.models.text_encoder import TextEncoder
+from egotwin.models.video_vae import decode_video, encode_video, load_pretrained_video_vae
 from egotwin.motion.motion import Motion
 
 MODES = ("t2vm", "tm2v", "tv2m")
@@ -45,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m egotwin.eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="pipeline folder saved by EgoTwinPipeline.save_pretrained")
     parser.add_argument("--ground_truth", action="store_true", help="score the data set's own clips instead")
+    parser.add_argument(
+        "--video_vae",
+        default=None,
+        help="with --ground_truth: a video VAE folder (stage 0's export or a pipeline's vae/); the clips' videos are "
+        "scored after its encode-decode round trip",
+    )
     parser.add_argument("--mode", default="t2vm", choices=MODES)
     parser.add_argument("--data", required=True, help="EgoWorld clip folder")
     parser.add_argument("--split", default="test")
@@ -66,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.ground_truth == bool(args.checkpoint):
         parser.error("give exactly one of --checkpoint and --ground_truth")
+    if args.video_vae and not args.ground_truth:
+        parser.error("--video_vae goes with --ground_truth (a checkpoint decodes with its own VAE)")
     if args.replications < 1:
         parser.error("--replications must be >= 1")
     if args.reference_split is None:
@@ -117,9 +128,16 @@ def generate_sample(pipe, item: dict, mode: str, generator: torch.Generator, ste
     }
 
 
-def ground_truth_sample(item: dict) -> dict:
+def ground_truth_sample(item: dict, video_vae=None) -> dict:
+    """A data set clip as a sample; with `video_vae` its video is replaced by the VAE's reconstruction."""
+    frames = item_frames(item)
+    if video_vae is not None:
+        with torch.no_grad():
+            video = item["video"][None].to(video_vae.device)
+            reconstruction = decode_video(video_vae, encode_video(video_vae, video)).float().clamp(-1, 1)[0].cpu()
+        frames = item_frames({"video": reconstruction})
     return {
-        "frames": item_frames(item),
+        "frames": frames,
         "motion": item_motion(item),
         "camera_to_world": item["camera_to_world"].double().numpy(),
         "intrinsics": item["intrinsics"].double().numpy(),
@@ -255,6 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
         reference = extract([ground_truth_sample(i) for i in reference_items], [i["caption"] for i in reference_items])
 
     pipe = None
+    video_vae = load_pretrained_video_vae(args.video_vae).to(args.device) if args.video_vae else None
     if not args.ground_truth:
         from egotwin.pipelines import EgoTwinPipeline
 
@@ -263,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
     replications, started = [], time.perf_counter()
     for r in range(args.replications if not args.ground_truth else 1):
         if args.ground_truth:
-            samples = [ground_truth_sample(item) for item in items]
+            samples = [ground_truth_sample(item, video_vae) for item in items]
         else:
             samples = [
                 generate_sample(
@@ -280,6 +299,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"replication {r}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
 
     name = "ground truth" if args.ground_truth else f"{Path(args.checkpoint).name} ({args.mode})"
+    if args.video_vae:
+        name = f"ground truth through the video VAE {args.video_vae}"
     settings = {
         "data": str(args.data),
         "split": args.split,
@@ -291,6 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
         "num_inference_steps": None if args.ground_truth else args.num_inference_steps,
         "mode": None if args.ground_truth else args.mode,
         "checkpoint": args.checkpoint,
+        "video_vae": args.video_vae,
         "evaluators": args.evaluators,
         "device": args.device,
         "seconds": round(time.perf_counter() - started, 1),

@@ -1,11 +1,14 @@
 """The video VAE: diffusers' `AutoencoderKLCogVideoX` (spec section 4), small or pretrained, and the latent layout helpers.
 
 Full scale loads the pretrained CogVideoX VAE from a local diffusers folder, frozen, with tiling and slicing to bound
-memory. The small embedded model is a small configuration of the same class (8x spatial, 4x temporal compression,
-16 latent channels like CogVideoX, so the transformer's layout is the same) trained on EgoWorld video in stage 0.
+memory. The small embedded model is a small configuration of the same class (4x temporal compression and 16 latent
+channels like CogVideoX) trained on EgoWorld video in stage 0: the shipped one compresses 8x in space like CogVideoX
+(`SMALL_VIDEO_VAE_CONFIG`); its successor, with one spatial stage fewer (4x, `small_video_vae(block_out_channels=
+(16, 32, 64))`), keeps the detail 64x64 frames need (README, "The next small model").
 
-Layouts: video (B, 3, T, H, W) in [-1, 1] (the VAE's own input layout); latents (B, T', 16, H/8, W/8) multiplied by the
-config's scaling factor, the layout CogVideoX's transformer takes (T' = 1 + (T - 1) / 4: 41 frames -> 11).
+Layouts: video (B, 3, T, H, W) in [-1, 1] (the VAE's own input layout); latents (B, T', 16, H/s, W/s) for spatial
+compression s, multiplied by the config's scaling factor, the layout CogVideoX's transformer takes
+(T' = 1 + (T - 1) / 4: 41 frames -> 11).
 """
 
 from __future__ import annotations
@@ -52,8 +55,15 @@ def use_mkldnn_conv3d(vae: AutoencoderKLCogVideoX) -> AutoencoderKLCogVideoX:
 
 
 def small_video_vae(**overrides) -> AutoencoderKLCogVideoX:
-    """A randomly initialised small CogVideoX VAE (`SMALL_VIDEO_VAE_CONFIG`, updated with `overrides`)."""
-    return use_mkldnn_conv3d(AutoencoderKLCogVideoX(**{**SMALL_VIDEO_VAE_CONFIG, **overrides}))
+    """A randomly initialised small CogVideoX VAE (`SMALL_VIDEO_VAE_CONFIG`, updated with `overrides`). The number of
+    blocks follows `block_out_channels`: n blocks downsample 2^(n-1) x in space (the temporal 4x needs n >= 3)."""
+    config = {**SMALL_VIDEO_VAE_CONFIG, **overrides}
+    blocks = len(config["block_out_channels"])
+    if blocks < 3:
+        raise ValueError(f"the small video VAE needs at least 3 blocks for its 4x temporal compression, got {blocks}")
+    config.setdefault("down_block_types", ("CogVideoXDownBlock3D",) * blocks)
+    config.setdefault("up_block_types", ("CogVideoXUpBlock3D",) * blocks)
+    return use_mkldnn_conv3d(AutoencoderKLCogVideoX(**config))
 
 
 def load_pretrained_video_vae(
