@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from egotwin.models.presets import transformer_config
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from training.common import make_accelerator, parse_config
-from egotwin.models.presets import transformer_config
 from training.latent_training import (
     DiffusionTrainConfig,
     LatentCaches,
