@@ -19,7 +19,7 @@ replication r seeded with `seed * 1_000_003 + r * 10_007 + i`. Metrics per repli
 `--ground_truth` scores the data set's own clips as if generated: the estimators' own error and the upper bound
 (its FIDs use `--reference_split`, default 'val', since a set against itself scores 0). With `--video_vae` the clips'
 videos go through that VAE first (encode, posterior mean, decode): the best a generated video decoded by it can score,
-which separates what the VAE loses (blur that visual odometry cannot track) from what the transformer gets wrong.
+which separates what the VAE loses (detail and motion the visual odometry needs) from what the transformer gets wrong.
 """
 
 from __future__ import annotations
@@ -298,9 +298,9 @@ def main(argv: list[str] | None = None) -> dict:
         replications.append(metrics)
         print(f"replication {r}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
 
-    name = "ground truth" if args.ground_truth else f"{Path(args.checkpoint).name} ({args.mode})"
+    name = f"{Path(args.checkpoint).name} ({args.mode})" if not args.ground_truth else "ground truth"
     if args.video_vae:
-        name = f"ground truth through the video VAE {args.video_vae}"
+        name += f" through the video VAE {args.video_vae}"
     settings = {
         "data": str(args.data),
         "split": args.split,
