@@ -275,9 +275,8 @@ def fit(
     """Train the parameters of `param_groups` (dicts with "params" and "lr"; every other parameter is frozen) with the
     diffusion loss on the training cache; returns the model (unwrapped, with the EMA weights when EMA is on).
 
-    `with_video`: stage 3 (video + motion latents) or stage 2 (motion only, no video tokens)."""
-    if with_video:
-        require_video(config, caches)
+    `with_video`: stage 3 (video + motion latents, a cache the caller has passed through `require_video`) or stage 2
+    (motion only, no video tokens)."""
     # 1. Which weights train; optimiser, EMA and the state of an interrupted run
     trained = [param for group in param_groups for param in group["params"]]
     trained_ids = {id(param) for param in trained}

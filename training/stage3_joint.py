@@ -65,9 +65,9 @@ def load_transformer(config: Stage3Config, caches: LatentCaches) -> EgoTwinTrans
     """Stage 2's transformer (with this run's `full_attention`, in this run's video layout) or a fresh one (see
     `build_stage_transformer`)."""
     if not config.init_from:
-        # CogVideoX weights come with their own layout
-        layout = {} if config.cogvideox_folder else video_layout(config, caches, transformer_config(config.preset))
-        return build_stage_transformer(config, caches, full_attention=config.full_attention, **layout)
+        # the latent size comes from the cache there; CogVideoX weights come with their own layout
+        patch = {} if config.cogvideox_folder else {"patch_size": video_layout(config, caches, transformer_config(config.preset))["patch_size"]}
+        return build_stage_transformer(config, caches, full_attention=config.full_attention, **patch)
     init_config = EgoTwinTransformer3DModel.load_config(config.init_from)
     layout = video_layout(config, caches, init_config)
     changed = {key: value for key, value in layout.items() if init_config[key] != value}
