@@ -26,7 +26,7 @@ def get_dummy_components() -> dict:
     """Transformer, VAE and motion-VAE settings of a pipeline small enough to sample in about a second on CPU."""
     transformer = dict(
         num_attention_heads=2,
-        attention_head_dim=16,
+        attention_head_dim=32,  # 64 wide: a 2x2 patch of 16 channels is 64 values
         in_channels=16,
         out_channels=16,
         time_embed_dim=32,

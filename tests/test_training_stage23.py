@@ -92,7 +92,11 @@ def test_config_files_and_ablation_switches():
         assert {key: getattr(ablation, key) for key in switch} == switch
         assert differing - {"output_dir", "latents", "init_from"} == set(switch), name
     f4 = load_config(Stage3Config, CONFIGS / "stage3_joint_f4.json")  # the same stage 2 in the 4x VAE's layout
-    assert (f4.init_from, f4.patch_size, f4.latents) == (stage3.init_from, 4, "cache/egoworld_f4")
+    assert (f4.init_from, f4.patch_size, f4.latents) == (stage3.init_from, 2, "cache/egoworld_f4")
+    f4_gpu = load_config(Stage3Config, CONFIGS / "stage3_joint_f4_gpu.json")  # the same run, 4x the batch
+    differing = {key for key in vars(f4) if getattr(f4_gpu, key) != getattr(f4, key)}
+    assert differing == {"output_dir", "batch_size", "max_steps", "num_workers", "val_every", "keep_checkpoints"}
+    assert (f4_gpu.batch_size, f4_gpu.max_steps) == (64, 11000)
     big = load_config(Stage3Config, CONFIGS / "stage3_joint_5b.json")
     assert (big.preset, big.learning_rate, big.gradient_checkpointing, big.mixed_precision) == ("cogvideox-5b", 1e-5, True, "bf16")
     assert load_config(Stage2Config, CONFIGS / "stage2_t2m_5b.json").train_text_branch is False

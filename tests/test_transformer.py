@@ -142,6 +142,18 @@ def test_bad_inputs_raise_clear_errors():
         transformer_config("cogvideox-9b")
 
 
+def test_a_patch_wider_than_the_model_is_refused():
+    """The tiny preset is 192 wide: 2x2 patches of 16 latent channels (64 values per token) fit, 4x4 patches (256) do
+    not. A model built anyway could only output a 192-dimensional subspace of each token's 256 values, so a quarter of
+    the noise would never be removed (a 4x4-patch model trained to 11000 steps sampled pure noise)."""
+    tiny = transformer_config("tiny")
+    assert tiny["num_attention_heads"] * tiny["attention_head_dim"] == 192
+    with pytest.raises(ValueError, match="256 values per token, more than the transformer's width \\(192\\)"):
+        EgoTwinTransformer3DModel(**{**tiny, "patch_size": 4, "sample_height": 16, "sample_width": 16})
+    # exactly as wide as a token's values is accepted
+    EgoTwinTransformer3DModel(**{**TINY_COGVIDEOX, "num_attention_heads": 1, "attention_head_dim": 16, "patch_size": 2, "out_channels": 4})
+
+
 @pytest.mark.parametrize("name", ["cogvideox-2b", "cogvideox-5b"])
 def test_preset_text_video_part_counts_equal_cogvideox(name):
     model = build_transformer(name, meta=True)

@@ -288,6 +288,15 @@ class EgoTwinTransformer3DModel(ModelMixin, ConfigMixin):
         if motion_dim % 2:
             raise ValueError(f"motion_dim must be even for the sinusoidal time encoding, got {motion_dim}")
         inner_dim = num_attention_heads * attention_head_dim
+        values_per_token = (out_channels or in_channels) * patch_size**2
+        if values_per_token > inner_dim:
+            # proj_out would map inner_dim features to more values than that: its outputs span only an inner_dim
+            # subspace, so the noise in the other directions is never predicted and stays in every sample
+            raise ValueError(
+                f"a {patch_size}x{patch_size} patch of {out_channels or in_channels} channels is {values_per_token} "
+                f"values per token, more than the transformer's width ({inner_dim}): the output projection could "
+                f"not predict every latent value; use a smaller patch_size or a wider model"
+            )
 
         # 1. CogVideoX text/video input, time embedding (names as in CogVideoXTransformer3DModel).
         self.patch_embed = CogVideoXPatchEmbed(
