@@ -96,6 +96,7 @@ def test_config_files_and_ablation_switches():
     f4_gpu = load_config(Stage3Config, CONFIGS / "stage3_joint_f4_gpu.json")  # the same run, 4x the batch
     differing = {key for key in vars(f4) if getattr(f4_gpu, key) != getattr(f4, key)}
     assert differing == {"output_dir", "batch_size", "max_steps", "num_workers", "val_every", "keep_checkpoints"}
+    assert f4.mixed_precision == "bf16"  # 1.4x faster on this CPU (avx512_bf16), same losses
     assert (f4_gpu.batch_size, f4_gpu.max_steps) == (64, 11000)
     big = load_config(Stage3Config, CONFIGS / "stage3_joint_5b.json")
     assert (big.preset, big.learning_rate, big.gradient_checkpointing, big.mixed_precision) == ("cogvideox-5b", 1e-5, True, "bf16")
