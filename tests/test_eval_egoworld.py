@@ -208,11 +208,14 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
             "3",
             "--num_inference_steps",
             "2",
+            "--motion_guidance_scale",
+            "3",
             "--out",
             str(tmp_path / "out"),
         ]
     )
     assert results["settings"]["replications"] == 2 and results["settings"]["num_samples"] == 2
+    assert results["settings"]["guidance (text, motion, video)"] == [6.0, 3.0, 1.5]
     assert set(results["summary"]) == {"TransErr", "RotErr", "TransErr (still camera)", "RotErr (still camera)"}
     assert all(np.isfinite(r["TransErr"]) for r in results["replications"])
     with pytest.raises(SystemExit):
@@ -243,3 +246,29 @@ def test_generate_sample_passes_each_mode_its_inputs(clips, mode):
     given_frames = np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA) for f in item_frames(item)])
     difference = np.abs(sample["frames"].astype(float) - given_frames).mean()
     assert difference < 4.0 if mode == "tv2m" else difference > 20.0
+
+
+def test_generate_sample_uses_the_guidance_it_is_given(clips):
+    """The eval's guidance flags reach the pipeline: the defaults reproduce the default sample exactly, a different
+    w_m (video follows motion) changes TM2V's video, and a different w_v (motion follows video) leaves it alone."""
+    from test_pipeline import get_dummy_components
+
+    from egotwin.diffusion.guidance import GuidanceScales
+    from egotwin.eval.__main__ import generate_sample
+
+    components = get_dummy_components()
+    torch.manual_seed(0)
+    pipe = random_pipeline(
+        EgoTwinTransformer3DModel(**components["transformer"]), components["video_vae"], components["motion_vae"]
+    )
+    pipe.set_progress_bar_config(disable=True)
+    item = ClipDataset(clips, split="train")[0]
+
+    def frames(scales=None):
+        extra = () if scales is None else (scales,)
+        return generate_sample(pipe, item, "tm2v", torch.Generator().manual_seed(0), 2, *extra)["frames"].astype(float)
+
+    default = frames()
+    assert np.array_equal(frames(GuidanceScales()), default)
+    assert np.abs(frames(GuidanceScales(motion=6.0)) - default).max() > 1.0
+    assert np.array_equal(frames(GuidanceScales(video=6.0)), default)  # TM2V generates no motion for w_v to steer

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from egotwin.data.dataset import ClipDataset
+from egotwin.diffusion.guidance import GuidanceScales
 from egotwin.eval.consistency import clip_consistency, still_camera_alignment
 from egotwin.eval.evaluators import load_evaluators
 from egotwin.eval.metrics import binary_f1, fid, mm_dist, r_precision
@@ -69,6 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--evaluators", default=None, help="folder of training/train_evaluators.py (without it only TransErr/RotErr)"
     )
     parser.add_argument("--num_inference_steps", type=int, default=50)
+    defaults = GuidanceScales()
+    parser.add_argument("--guidance_scale", type=float, default=defaults.text, help="w_t, text guidance")
+    parser.add_argument(
+        "--motion_guidance_scale", type=float, default=defaults.motion, help="w_m: how strongly the video follows the motion"
+    )
+    parser.add_argument(
+        "--video_guidance_scale", type=float, default=defaults.video, help="w_v: how strongly the motion follows the video"
+    )
     parser.add_argument("--batch_size", type=int, default=16, help="clips per evaluator forward pass")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True)
@@ -104,7 +113,9 @@ def item_frames(item: dict) -> np.ndarray:
     return ((item["video"].permute(1, 2, 3, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def generate_sample(pipe, item: dict, mode: str, generator: torch.Generator, steps: int) -> dict:
+def generate_sample(
+    pipe, item: dict, mode: str, generator: torch.Generator, steps: int, scales: GuidanceScales = GuidanceScales()
+) -> dict:
     """One generated clip for a test item: frames, motion, camera_to_world, intrinsics."""
     frames, motion = item_frames(item), item_motion(item)
     # The given modality carries its own start: tm2v's motion its first pose, tv2m's video its first frame.
@@ -118,6 +129,9 @@ def generate_sample(pipe, item: dict, mode: str, generator: torch.Generator, ste
         mode=mode,
         num_inference_steps=steps,
         generator=generator,
+        guidance_scale=scales.text,
+        motion_guidance_scale=scales.motion,
+        video_guidance_scale=scales.video,
         **inputs,
     )
     return {
@@ -279,6 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         pipe = EgoTwinPipeline.from_pretrained(args.checkpoint).to(args.device)
         pipe.set_progress_bar_config(disable=True)
+    scales = GuidanceScales(text=args.guidance_scale, motion=args.motion_guidance_scale, video=args.video_guidance_scale)
     replications, started = [], time.perf_counter()
     for r in range(args.replications if not args.ground_truth else 1):
         if args.ground_truth:
@@ -291,6 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
                     args.mode,
                     torch.Generator().manual_seed(args.seed * 1_000_003 + r * 10_007 + i),
                     args.num_inference_steps,
+                    scales,
                 )
                 for i, item in zip(indices, items)
             ]
@@ -311,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
         "batch_size": args.batch_size,
         "num_inference_steps": None if args.ground_truth else args.num_inference_steps,
         "mode": None if args.ground_truth else args.mode,
+        "guidance (text, motion, video)": None if args.ground_truth else [scales.text, scales.motion, scales.video],
         "checkpoint": args.checkpoint,
         "video_vae": args.video_vae,
         "evaluators": args.evaluators,
