@@ -5,6 +5,7 @@ training on different clips."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
 
 from egotwin.data.latents import cache_latents, clip_motion
 from egotwin.models.motion_vae import MotionVAE
@@ -192,6 +194,21 @@ def test_stage3_takes_stage2_into_the_caches_video_layout(latents, tmp_path):
     assert torch.isfinite(torch.tensor(read_log(tmp_path / "s3")[-1]["video_loss"]))  # fresh weights are initialised
     with pytest.raises(ValueError, match="2x2 do not split into 4x4 patches"):
         train_stage3(Stage3Config(output_dir=str(tmp_path / "bad"), latents=str(latents), init_from=init, patch_size=4, max_steps=1, **FAST))
+
+    # An init saved in a layout the model now refuses (4x4 patches of 16 channels: 256 values per token, 192 wide) is
+    # read as weights, never built: stage 3 takes it into a layout that fits.
+    refused = tmp_path / "s2_patch4"
+    shutil.copytree(init, refused)
+    config = json.loads((refused / "config.json").read_text())
+    (refused / "config.json").write_text(json.dumps({**config, "patch_size": 4, "sample_height": 16, "sample_width": 16}))
+    weights = load_file(refused / "diffusion_pytorch_model.safetensors")
+    weights["patch_embed.proj.weight"] = torch.randn(192, 16, 4, 4)
+    weights["proj_out.weight"], weights["proj_out.bias"] = torch.randn(256, 192), torch.randn(256)
+    save_file(weights, refused / "diffusion_pytorch_model.safetensors")
+    with pytest.raises(ValueError, match="256 values per token"):
+        EgoTwinTransformer3DModel.from_pretrained(refused)
+    taken = train_stage3(Stage3Config(output_dir=str(tmp_path / "s3b"), latents=str(latents), init_from=str(refused), patch_size=1, max_steps=1, **frozen))
+    assert not [name for name, param in taken.named_parameters() if name not in fresh and not torch.equal(param, before[name])]
 
 
 def test_ablation_switches_reach_the_model(latents, tmp_path, monkeypatch):

@@ -13,6 +13,12 @@ with a root-centric motion VAE (w/o MR; `representation` checks the cache is the
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME
+from safetensors.torch import load_file
 
 from egotwin.models.presets import transformer_config
 from egotwin.models.transformer import EgoTwinTransformer3DModel
@@ -71,18 +77,35 @@ def load_transformer(config: Stage3Config, caches: LatentCaches) -> EgoTwinTrans
     init_config = EgoTwinTransformer3DModel.load_config(config.init_from)
     layout = video_layout(config, caches, init_config)
     changed = {key: value for key, value in layout.items() if init_config[key] != value}
-    model = EgoTwinTransformer3DModel.from_pretrained(config.init_from, full_attention=config.full_attention)
     if changed:
         # A fresh model in the new layout takes every weight whose shape still fits; a new patch size changes only
-        # patch_embed.proj and proj_out, which keep the fresh model's initialisation.
-        weights = model.state_dict()
-        model = EgoTwinTransformer3DModel.from_config({**model.config, **changed})
+        # patch_embed.proj and proj_out, which keep the fresh model's initialisation. The init is read as weights,
+        # never built in its own layout (which may be one the model now refuses: a patch wider than the model).
+        weights = read_weights(config.init_from)
+        model = EgoTwinTransformer3DModel.from_config({**init_config, **changed, "full_attention": config.full_attention})
         fresh = [name for name, tensor in model.state_dict().items() if tensor.shape != weights[name].shape]
-        model.load_state_dict({name: tensor for name, tensor in weights.items() if name not in fresh}, strict=False)
+        loaded = model.load_state_dict({name: tensor for name, tensor in weights.items() if name not in fresh}, strict=False)
+        if loaded.unexpected_keys or set(loaded.missing_keys) != set(fresh):
+            raise ValueError(f"{config.init_from}: weights do not match its config (missing {loaded.missing_keys}, "
+                             f"unexpected {loaded.unexpected_keys})")
         print(f"video layout of {config.init_from} changed to {layout}"
               + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+    else:
+        model = EgoTwinTransformer3DModel.from_pretrained(config.init_from, full_attention=config.full_attention)
     check_cache_fits(model, caches)
     return model
+
+
+def read_weights(folder: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a diffusers model folder (one safetensors file, or shards listed in its index), read without
+    building the model."""
+    folder = Path(folder)
+    index = folder / SAFE_WEIGHTS_INDEX_NAME
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else [SAFETENSORS_WEIGHTS_NAME]
+    weights: dict[str, torch.Tensor] = {}
+    for name in files:
+        weights.update(load_file(folder / name))
+    return weights
 
 
 def train(config: Stage3Config) -> EgoTwinTransformer3DModel:
