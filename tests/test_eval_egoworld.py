@@ -222,11 +222,9 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
         eval_main(["--data", str(clips), "--out", str(tmp_path / "x")])  # neither --checkpoint nor --ground_truth
 
 
-@pytest.mark.parametrize("mode", ["t2vm", "tm2v", "tv2m"])
-def test_generate_sample_passes_each_mode_its_inputs(clips, mode):
+def dummy_pipeline():
+    """The pipeline tests' tiny random pipeline, seeded."""
     from test_pipeline import get_dummy_components
-
-    from egotwin.eval.__main__ import generate_sample, item_frames, item_motion
 
     components = get_dummy_components()
     torch.manual_seed(0)
@@ -234,6 +232,14 @@ def test_generate_sample_passes_each_mode_its_inputs(clips, mode):
         EgoTwinTransformer3DModel(**components["transformer"]), components["video_vae"], components["motion_vae"]
     )
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize("mode", ["t2vm", "tm2v", "tv2m"])
+def test_generate_sample_passes_each_mode_its_inputs(clips, mode):
+    from egotwin.eval.__main__ import generate_sample, item_frames, item_motion
+
+    pipe = dummy_pipeline()
     item = ClipDataset(clips, split="train")[0]
     sample = generate_sample(pipe, item, mode, torch.Generator().manual_seed(0), 2)
     assert sample["frames"].shape[0] == 41 and sample["camera_to_world"].shape == (41, 4, 4)
@@ -251,17 +257,10 @@ def test_generate_sample_passes_each_mode_its_inputs(clips, mode):
 def test_generate_sample_uses_the_guidance_it_is_given(clips):
     """The eval's guidance flags reach the pipeline: the defaults reproduce the default sample exactly, a different
     w_m (video follows motion) changes TM2V's video, and a different w_v (motion follows video) leaves it alone."""
-    from test_pipeline import get_dummy_components
-
     from egotwin.diffusion.guidance import GuidanceScales
     from egotwin.eval.__main__ import generate_sample
 
-    components = get_dummy_components()
-    torch.manual_seed(0)
-    pipe = random_pipeline(
-        EgoTwinTransformer3DModel(**components["transformer"]), components["video_vae"], components["motion_vae"]
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = dummy_pipeline()
     item = ClipDataset(clips, split="train")[0]
 
     def frames(scales=None):

@@ -83,7 +83,7 @@ def load_transformer(config: Stage3Config, caches: LatentCaches) -> EgoTwinTrans
         # never built in its own layout (which may be one the model now refuses: a patch wider than the model).
         weights = read_weights(config.init_from)
         model = EgoTwinTransformer3DModel.from_config({**init_config, **changed, "full_attention": config.full_attention})
-        fresh = [name for name, tensor in model.state_dict().items() if tensor.shape != weights[name].shape]
+        fresh = [name for name, tensor in model.state_dict().items() if name in weights and tensor.shape != weights[name].shape]
         loaded = model.load_state_dict({name: tensor for name, tensor in weights.items() if name not in fresh}, strict=False)
         if loaded.unexpected_keys or set(loaded.missing_keys) != set(fresh):
             raise ValueError(f"{config.init_from}: weights do not match its config (missing {loaded.missing_keys}, "
