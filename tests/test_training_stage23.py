@@ -100,6 +100,11 @@ def test_config_files_and_ablation_switches():
     assert differing == {"output_dir", "batch_size", "max_steps", "num_workers", "val_every", "keep_checkpoints"}
     assert f4.mixed_precision == "bf16"  # 1.4x faster on this CPU (avx512_bf16), same losses
     assert (f4_gpu.batch_size, f4_gpu.max_steps) == (64, 11000)
+    # the measured f4 model's second part: the same CPU run from the 4x4 GPU model's body, shorter, decaying earlier
+    f4_from_4x4 = load_config(Stage3Config, CONFIGS / "stage3_joint_f4_from_4x4.json")
+    differing = {key for key in vars(f4) if getattr(f4_from_4x4, key) != getattr(f4, key)}
+    assert differing == {"output_dir", "init_from", "max_steps", "decay_steps"}
+    assert (f4_from_4x4.init_from, f4_from_4x4.max_steps, f4_from_4x4.decay_steps) == ("runs/stage3_joint_f4_gpu/transformer", 6500, 2500)
     big = load_config(Stage3Config, CONFIGS / "stage3_joint_5b.json")
     assert (big.preset, big.learning_rate, big.gradient_checkpointing, big.mixed_precision) == ("cogvideox-5b", 1e-5, True, "bf16")
     assert load_config(Stage2Config, CONFIGS / "stage2_t2m_5b.json").train_text_branch is False
