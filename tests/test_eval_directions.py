@@ -58,11 +58,13 @@ def test_probe_clips_and_agreement():
         {"actions": ["turn"], "caption": "turn to the right"},
         {"actions": ["walk_forward"], "caption": "the person walks forward"},
         {"actions": ["turn"], "caption": "turn around to the left"},
+        {"actions": ["turn_to"], "caption": "the person turns right and looks at the lamp"},
+        {"actions": ["walk_forward", "turn"], "caption": "walk forward, then turn left"},
     ]
     dataset = SimpleNamespace(records=records)
     left, right, forward, backward = PROBES
-    assert probe_clips(dataset, left, 5) == [0, 4] and probe_clips(dataset, left, 1) == [0]
-    assert probe_clips(dataset, right, 5) == [2] and probe_clips(dataset, forward, 5) == [3]
+    assert probe_clips(dataset, left, 5) == [0, 1, 4] and probe_clips(dataset, left, 1) == [0]
+    assert probe_clips(dataset, right, 5) == [2, 5] and probe_clips(dataset, forward, 5) == [3]
     assert probe_clips(dataset, backward, 5) == []
     measures = [{"head_yaw_deg": 80.0, "video_yaw_deg": 70.0, "forward_m": 0.0},
                 {"head_yaw_deg": -10.0, "video_yaw_deg": 5.0, "forward_m": 0.1}]
@@ -70,4 +72,6 @@ def test_probe_clips_and_agreement():
     summary = summarize(left, rows)
     assert summary["clips"] == 2 and summary["ground_truth_agreement"] == 1.0
     assert summary["generated_agreement"] == 0.5 and summary["generated_video_agreement"] == 1.0
+    # the second clip's video turns left while its head turns right
+    assert summary["generated_video_follows_head"] == 0.5
     assert np.isclose(summary["generated_head_yaw_deg"], 35.0)

@@ -105,6 +105,13 @@ def test_config_files_and_ablation_switches():
     differing = {key for key in vars(f4) if getattr(f4_from_4x4, key) != getattr(f4, key)}
     assert differing == {"output_dir", "init_from", "max_steps", "decay_steps"}
     assert (f4_from_4x4.init_from, f4_from_4x4.max_steps, f4_from_4x4.decay_steps) == ("runs/stage3_joint_f4_gpu/transformer", 6500, 2500)
+    # the shipped transformer fine-tuned on EgoWorld with slower whole-body turns (45 instead of 120 deg/s)
+    continued = load_config(Stage3Config, CONFIGS / "stage3_joint_continued.json")
+    turn45 = load_config(Stage3Config, CONFIGS / "stage3_joint_turn45.json")
+    differing = {key for key in vars(continued) if getattr(turn45, key) != getattr(continued, key)}
+    assert differing == {"output_dir", "latents", "init_from", "max_steps", "decay_steps"}
+    assert (turn45.init_from, turn45.latents, turn45.max_steps, turn45.decay_steps) == (
+        "runs/stage3_joint_long/transformer", "cache/egoworld_turn45", 6000, 2000)
     big = load_config(Stage3Config, CONFIGS / "stage3_joint_5b.json")
     assert (big.preset, big.learning_rate, big.gradient_checkpointing, big.mixed_precision) == ("cogvideox-5b", 1e-5, True, "bf16")
     assert load_config(Stage2Config, CONFIGS / "stage2_t2m_5b.json").train_text_branch is False

@@ -12,7 +12,18 @@ from egotwin.body.builtin import builtin_rest_joints
 from egotwin.body.skeleton import FOOT_JOINTS, JOINT_INDEX, LEFT_ANKLE, PARENTS, RIGHT_ANKLE, RIGHT_WRIST
 from egotwin.world.apartment import Apartment, Room, generate_apartment
 from egotwin.world.body_motion import BodyControls, rotation_between, synthesize_motion, two_bone_ik
-from egotwin.world.episodes import NUM_FRAMES, VIEW_HALF_ANGLE, bearing, plan_episode, plan_open_door, _start_pose
+from egotwin.world.episodes import (
+    FPS,
+    NUM_FRAMES,
+    TURN_SPEED,
+    VIEW_HALF_ANGLE,
+    EpisodeBuilder,
+    _start_pose,
+    bearing,
+    plan_episode,
+    plan_open_door,
+    plan_turn,
+)
 
 REST = builtin_rest_joints()
 
@@ -144,6 +155,34 @@ def test_episodes_are_deterministic():
     assert a.caption == b.caption and a.actions == b.actions
     assert np.array_equal(a.controls.root_xz, b.controls.root_xz)
     assert np.array_equal(a.door_angles, b.door_angles)
+
+
+@pytest.mark.parametrize("speed_deg", [45.0, 120.0])
+def test_turns_take_the_time_their_speed_gives(speed_deg):
+    speed = math.radians(speed_deg)
+    b = EpisodeBuilder(generate_apartment(3), (0.0, 0.0), 0.2, turn_speed=speed)
+    b.turn(math.radians(90))
+    heading = b.c.heading
+    moving = np.flatnonzero(np.abs(np.diff(heading)) > 1e-9)
+    # the turn ends at the commanded heading and lasts angle / speed (+3 frames of easing), then holds
+    assert heading[-1] == pytest.approx(0.2 + math.radians(90))
+    assert len(moving) == round(math.radians(90) / speed * FPS) + 3
+    assert np.all(np.diff(heading) >= 0)
+
+
+def test_turn_speed_changes_how_long_a_planned_turn_takes():
+    """The same apartment, start and rng: the same turn, in the same words, reached later at half the speed."""
+    apt = generate_apartment(3)
+    position, heading = _start_pose(apt, np.random.default_rng(1), "turn")
+    seed = next(s for s in range(100) if plan_turn(apt, np.random.default_rng(s), position, heading) is not None)
+    fast = plan_turn(apt, np.random.default_rng(seed), position, heading)
+    slow = plan_turn(apt, np.random.default_rng(seed), position, heading, turn_speed=TURN_SPEED / 2)
+    assert slow.caption.split(" and ")[0] == fast.caption.split(" and ")[0]
+    # the frame each turn ends (the walk that may follow keeps the heading)
+    ends = [int(np.argmax(np.abs(e.controls.heading - e.controls.heading[-1]) < 1e-9)) for e in (fast, slow)]
+    assert slow.controls.heading[-1] == pytest.approx(fast.controls.heading[-1])
+    assert abs(fast.controls.heading[-1] - heading) > math.radians(59)
+    assert ends[1] - ends[0] == pytest.approx(abs(fast.controls.heading[-1] - heading) / TURN_SPEED * FPS, abs=1.5)
 
 
 def test_episode_targets_are_in_the_initial_view():

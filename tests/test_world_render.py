@@ -223,3 +223,18 @@ def test_an_interrupted_run_resumes_from_its_journal(clips, tmp_path):
     assert generate_module._read_journal(tmp_path / generate_module.JOURNAL_NAME, SEED, CONFIG).keys() == {0, 1}
     with pytest.raises(ValueError, match="other settings"):
         generate(tmp_path, 4, seed=SEED + 1, workers=1, config=CONFIG, progress=False)
+
+
+def test_a_journal_from_before_a_setting_existed_reads_as_its_default(tmp_path):
+    generate(tmp_path, 2, seed=SEED, workers=1, config=CONFIG, progress=False)
+    journal = tmp_path / generate_module.JOURNAL_NAME
+    header, *entries = journal.read_text().splitlines()
+    old = json.loads(header)
+    del old["config"]["turn_speed_deg"]  # journals written before the turn speed was a setting
+    journal.write_text("\n".join([json.dumps(old), *entries]) + "\n")
+    assert generate_module._read_journal(journal, SEED, CONFIG).keys() == {0}
+    slower = WorldConfig(clips_per_apartment=2, turn_speed_deg=45.0)
+    with pytest.raises(ValueError, match="other settings"):
+        generate_module._read_journal(journal, SEED, slower)
+    with pytest.raises(SystemExit):
+        main(["generate", "--out", str(tmp_path / "x"), "--clips", "1", "--turn-speed", "0"])

@@ -4,15 +4,17 @@
         --clips_per_probe 6 --seed 0 --out runs/directions
 
 For each probe (turn left, turn right, walk forward, walk backward) it takes the first clips of the split whose
-actions and caption match, generates (T2VM) from each clip's own caption, start frame and start pose, and measures
-on both the generated clip and the ground-truth clip:
+actions and caption match, generates from each clip's own caption, start frame and start pose (T2VM; with `--mode
+tm2v`, from the clip's own motion: the video alone is generated) and measures on both the generated clip and the
+ground-truth clip:
 - head yaw: the turn of the head camera's optical axis about the world's vertical between the first and the last
   frame, in degrees, positive to the person's left (world +y up, the body facing +z with +x on its left);
 - video yaw: the same turn as visual odometry (`egotwin.eval.visual_odometry`) sees it in the frames; the estimated
   relative rotations are expressed in the world through the head camera's first pose, so both yaws are comparable;
 - forward: the head's displacement along its initial horizontal facing direction, in metres.
 Agreement is the fraction of generated clips whose sign matches the probe's direction (left/right for yaw,
-forward/backward for displacement). Writes directions.json and directions.md.
+forward/backward for displacement); for the turns also the fraction whose video turns the way their own generated head
+does. Writes directions.json and directions.md.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from egotwin.eval.visual_odometry import estimate_camera_path
 @dataclass(frozen=True)
 class Probe:
     name: str
-    actions: tuple[str, ...]
+    actions: tuple[tuple[str, ...], ...]
+    """The clip's action sequences that count (a turn may be followed by a walk)."""
     word: str
     """A word the caption must contain ('' for none)."""
     measure: str
@@ -40,11 +43,14 @@ class Probe:
     sign: int
 
 
+TURNS = (("turn",), ("turn", "walk_forward"), ("turn_to",))
+"""Whole-body turns: in place, then a walk, or to face a piece of furniture (every caption names the side)."""
+
 PROBES = (
-    Probe("turn left", ("turn",), "left", "yaw", +1),
-    Probe("turn right", ("turn",), "right", "yaw", -1),
-    Probe("walk forward", ("walk_forward",), "", "forward", +1),
-    Probe("walk backward", ("walk_backward",), "", "forward", -1),
+    Probe("turn left", TURNS, "left", "yaw", +1),
+    Probe("turn right", TURNS, "right", "yaw", -1),
+    Probe("walk forward", (("walk_forward",),), "", "forward", +1),
+    Probe("walk backward", (("walk_backward",),), "", "forward", -1),
 )
 
 
@@ -83,7 +89,7 @@ def probe_clips(dataset: ClipDataset, probe: Probe, count: int) -> list[int]:
     found = []
     for index, record in enumerate(dataset.records):
         caption = record["caption"].lower()
-        if tuple(record["actions"]) == probe.actions and (not probe.word or probe.word in caption.split()):
+        if tuple(record["actions"]) in probe.actions and (not probe.word or probe.word in caption.split()):
             found.append(index)
             if len(found) == count:
                 break
@@ -109,23 +115,30 @@ def summarize(probe: Probe, rows: list[dict]) -> dict:
             float(np.mean([np.sign(row[source][key]) == probe.sign for row in rows])) if rows else float("nan")
         )
     if probe.measure == "yaw":
+        generated = [row["generated"] for row in rows]
         out["generated_video_agreement"] = (
-            float(np.mean([np.sign(row["generated"]["video_yaw_deg"]) == probe.sign for row in rows])) if rows else float("nan")
+            float(np.mean([np.sign(g["video_yaw_deg"]) == probe.sign for g in generated])) if rows else float("nan")
+        )
+        out["generated_video_follows_head"] = (
+            float(np.mean([np.sign(g["video_yaw_deg"]) == np.sign(g["head_yaw_deg"]) for g in generated]))
+            if rows else float("nan")
         )
     return out
 
 
 def markdown(summary: dict[str, dict], settings: dict) -> str:
     lines = [
-        "| probe | clips | head yaw GT / gen (deg) | video yaw GT / gen (deg) | forward GT / gen (m) | agreement gen motion | agreement gen video |",
-        "|---|---|---|---|---|---|---|",
+        "| probe | clips | head yaw GT / gen (deg) | video yaw GT / gen (deg) | forward GT / gen (m) | agreement gen motion "
+        "| agreement gen video | gen video turns with gen head |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summary.items():
         video_agreement = f"{s['generated_video_agreement']:.0%}" if "generated_video_agreement" in s else "n/a"
+        follows = f"{s['generated_video_follows_head']:.0%}" if "generated_video_follows_head" in s else "n/a"
         lines.append(
             f"| {name} | {s['clips']} | {s['ground_truth_head_yaw_deg']:+.1f} / {s['generated_head_yaw_deg']:+.1f} | "
             f"{s['ground_truth_video_yaw_deg']:+.1f} / {s['generated_video_yaw_deg']:+.1f} | "
-            f"{s['ground_truth_forward_m']:+.2f} / {s['generated_forward_m']:+.2f} | {s['generated_agreement']:.0%} | {video_agreement} |"
+            f"{s['ground_truth_forward_m']:+.2f} / {s['generated_forward_m']:+.2f} | {s['generated_agreement']:.0%} | {video_agreement} | {follows} |"
         )
     lines += ["", ", ".join(f"{k}: {v}" for k, v in settings.items()) + "."]
     return "\n".join(lines) + "\n"
@@ -138,6 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--split", default="test")
     parser.add_argument("--clips_per_probe", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=("t2vm", "tm2v"), default="t2vm",
+                        help="tm2v: the clip's own motion is given and only the video is generated")
     parser.add_argument("--num_inference_steps", type=int, default=50)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True)
@@ -156,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
             item = dataset[index]
             truth = ground_truth_sample(item)
             generator = torch.Generator().manual_seed(args.seed * 1_000_003 + index)
-            sample = generate_sample(pipe, item, "t2vm", generator, args.num_inference_steps)
+            sample = generate_sample(pipe, item, args.mode, generator, args.num_inference_steps)
             rows.append(
                 {
                     "clip_id": item["clip_id"],
@@ -168,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         summary[probe.name], clips[probe.name] = summarize(probe, rows), rows
         print(probe.name, json.dumps(summary[probe.name]), flush=True)
     settings = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split, "seed": args.seed,
-                "num_inference_steps": args.num_inference_steps, "mode": "t2vm"}
+                "num_inference_steps": args.num_inference_steps, "mode": args.mode}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"settings": settings, "summary": summary, "clips": clips}

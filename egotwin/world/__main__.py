@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--width", type=int, default=64)
     gen.add_argument("--height", type=int, default=64)
     gen.add_argument("--clips-per-apartment", type=int, default=4)
+    gen.add_argument("--turn-speed", type=float, default=None, help="mean speed of whole-body turns, deg/s (default 120)")
     pre = sub.add_parser("preview", help="write a contact sheet PNG and an mp4 of a few clips")
     pre.add_argument("root", type=Path)
     pre.add_argument("--clips", type=int, default=8)
@@ -41,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.width < 16 or args.height < 16:
             parser.error("--width and --height must be at least 16")
-        config = WorldConfig(width=args.width, height=args.height, clips_per_apartment=args.clips_per_apartment)
+        if args.turn_speed is not None and not args.turn_speed > 0:
+            parser.error("--turn-speed must be positive")
+        config = WorldConfig(
+            width=args.width, height=args.height, clips_per_apartment=args.clips_per_apartment,
+            **({} if args.turn_speed is None else {"turn_speed_deg": args.turn_speed}),
+        )
         records = generate(args.out, args.clips, args.seed, args.workers, config)
         splits = {s: sum(r["split"] == s for r in records) for s in ("train", "val", "test")}
         print(f"wrote {len(records)} clips to {args.out} ({splits})")

@@ -24,7 +24,8 @@ FPS = 16
 EYE_HEIGHT = 1.58
 VIEW_HALF_ANGLE = math.radians(40)
 WALK_SPEED = 1.0  # m/s cruising speed
-TURN_SPEED = math.radians(120)  # rad/s
+TURN_SPEED_DEG = 120.0  # mean speed of a whole-body turn, deg/s (the default of `plan_episode`)
+TURN_SPEED = math.radians(TURN_SPEED_DEG)  # rad/s
 
 
 def wrap_angle(a: float) -> float:
@@ -70,8 +71,11 @@ class Episode:
 class EpisodeBuilder:
     """Appends primitives frame range by frame range; the state after the last primitive holds to the end."""
 
-    def __init__(self, apartment: Apartment, position: tuple[float, float], heading: float) -> None:
+    def __init__(
+        self, apartment: Apartment, position: tuple[float, float], heading: float, turn_speed: float = TURN_SPEED
+    ) -> None:
         self.apartment = apartment
+        self.turn_speed = turn_speed
         self.c = BodyControls.standing(NUM_FRAMES, position, heading)
         self.door_angles = np.zeros((NUM_FRAMES, len(apartment.doors)))
         self.k = 0
@@ -115,7 +119,7 @@ class EpisodeBuilder:
         self._hold_from(self.k)
 
     def turn(self, angle: float) -> None:
-        n = max(6, int(round(abs(angle) / TURN_SPEED * FPS)) + 3)
+        n = max(6, int(round(abs(angle) / self.turn_speed * FPS)) + 3)
         span = self._span(n)
         self.c.heading[span] = self.heading + angle * ease(span.stop - span.start)
         self.k = span.stop - 1
@@ -277,8 +281,11 @@ def _approach_point(obj: WorldObject, position: np.ndarray, gap: float) -> tuple
     return point, heading
 
 
-def plan_episode(apartment: Apartment, rng: np.random.Generator, max_tries: int = 60) -> Episode:
-    """Sample a start pose and an episode that fits what is in view from it."""
+def plan_episode(
+    apartment: Apartment, rng: np.random.Generator, max_tries: int = 60, turn_speed: float = TURN_SPEED
+) -> Episode:
+    """Sample a start pose and an episode that fits what is in view from it; whole-body turns take `turn_speed`
+    (rad/s, mean over a turn)."""
     kinds = [
         "walk_to",
         "open_door",
@@ -299,7 +306,7 @@ def plan_episode(apartment: Apartment, rng: np.random.Generator, max_tries: int 
             position, heading = _start_pose(apartment, rng, kind)
             if position is None:
                 continue
-            episode = _PLANNERS[kind](apartment, rng, position, heading)
+            episode = _PLANNERS[kind](apartment, rng, position, heading, turn_speed)
             if episode is not None:
                 return episode
     raise RuntimeError(f"could not plan an episode in apartment {apartment.seed} after {max_tries} tries")
@@ -350,7 +357,7 @@ def _path_clear(apartment: Apartment, start: np.ndarray, goal: np.ndarray) -> bo
 
 
 def plan_walk_to(
-    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
 ) -> Episode | None:
     room = apartment.room_at(*position).index
     objects, _ = _visible(apartment, position, heading, room)
@@ -362,7 +369,7 @@ def plan_walk_to(
             continue
         if np.linalg.norm(goal - position) > 3.5:
             continue
-        b = EpisodeBuilder(apartment, tuple(position), heading)
+        b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
         direction = direction_words(bearing(position, heading, obj.position[[0, 2]]))
         b.hold(float(rng.uniform(0.2, 0.6)))
         b.walk_to(goal, 0.0, face)
@@ -373,7 +380,7 @@ def plan_walk_to(
 
 
 def plan_open_door(
-    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
 ) -> Episode | None:
     room = apartment.room_at(*position)
     if room is None:
@@ -392,7 +399,7 @@ def plan_open_door(
     if not _path_clear(apartment, position, stand) or np.linalg.norm(stand - position) > 3.2:
         return None
     direction = direction_words(bearing(position, heading, door.center[[0, 2]]))
-    b = EpisodeBuilder(apartment, tuple(position), heading)
+    b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
     b.hold(float(rng.uniform(0.1, 0.4)))
     b.walk_to(stand, 0.0, face)
     if b.frames_left() < 34:
@@ -434,7 +441,12 @@ def plan_open_door(
 
 
 def _reach_common(
-    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, pick: bool
+    apartment: Apartment,
+    rng: np.random.Generator,
+    position: np.ndarray,
+    heading: float,
+    pick: bool,
+    turn_speed: float = TURN_SPEED,
 ) -> Episode | None:
     room = apartment.room_at(*position).index
     objects, _ = _visible(apartment, position, heading, room)
@@ -468,7 +480,7 @@ def _reach_common(
         if np.linalg.norm(obj.position[[0, 2]] - goal) > 0.75:
             continue
         direction = direction_words(bearing(position, heading, obj.position[[0, 2]]))
-        b = EpisodeBuilder(apartment, tuple(position), heading)
+        b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
         b.hold(float(rng.uniform(0.1, 0.4)))
         b.walk_to(goal, 0.0, face)
         if b.frames_left() < 30:
@@ -521,18 +533,20 @@ def _reach_common(
     return None
 
 
-def plan_reach(apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float) -> Episode | None:
-    return _reach_common(apartment, rng, position, heading, pick=False)
+def plan_reach(
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
+) -> Episode | None:
+    return _reach_common(apartment, rng, position, heading, pick=False, turn_speed=turn_speed)
 
 
 def plan_pick_up(
-    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
 ) -> Episode | None:
-    return _reach_common(apartment, rng, position, heading, pick=True)
+    return _reach_common(apartment, rng, position, heading, pick=True, turn_speed=turn_speed)
 
 
 def plan_turn_to(
-    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
 ) -> Episode | None:
     """Turn towards a piece of furniture that is not in view yet (it enters the view as the body turns)."""
     room = apartment.room_at(*position).index
@@ -547,7 +561,7 @@ def plan_turn_to(
         return None
     obj = hidden[int(rng.integers(len(hidden)))]
     angle = bearing(position, heading, obj.position[[0, 2]])
-    b = EpisodeBuilder(apartment, tuple(position), heading)
+    b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
     b.hold(float(rng.uniform(0.2, 0.8)))
     b.turn(angle)
     b.look_at(obj.center, 0.6)
@@ -556,9 +570,9 @@ def plan_turn_to(
 
 
 def plan_look_around(
-    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
 ) -> Episode | None:
-    b = EpisodeBuilder(apartment, tuple(position), heading)
+    b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
     first = float(rng.choice([-1, 1]))
     amount = float(rng.uniform(0.7, 1.0))
     b.hold(float(rng.uniform(0.2, 0.6)))
@@ -567,10 +581,10 @@ def plan_look_around(
 
 
 def plan_look_up_down(
-    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
 ) -> Episode | None:
     up = bool(rng.random() < 0.5)
-    b = EpisodeBuilder(apartment, tuple(position), heading)
+    b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
     b.hold(float(rng.uniform(0.3, 0.8)))
     pitch = -0.75 if up else 0.7
     b.head([(1.0, 0.0, pitch), (float(rng.uniform(0.8, 1.5)), 0.0, pitch), (1.0, 0.0, 0.0)])
@@ -578,9 +592,11 @@ def plan_look_up_down(
     return _finish(b, caption_for(action, rng), [action])
 
 
-def plan_walk(apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float) -> Episode | None:
+def plan_walk(
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
+) -> Episode | None:
     mode = str(rng.choice(["walk_forward", "walk_backward", "walk_curve"]))
-    b = EpisodeBuilder(apartment, tuple(position), heading)
+    b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
     b.hold(float(rng.uniform(0.2, 0.6)))
     words = dict(room=_room_name(apartment, position))
     if mode == "walk_backward":
@@ -607,11 +623,13 @@ def plan_walk(apartment: Apartment, rng: np.random.Generator, position: np.ndarr
     return _finish(b, caption_for(mode, rng, **words), [mode])
 
 
-def plan_turn(apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float) -> Episode | None:
+def plan_turn(
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
+) -> Episode | None:
     angle = float(rng.choice([-1, 1])) * float(rng.uniform(math.radians(60), math.radians(180)))
     if apartment.free_distance(position, heading + angle, radius=0.1) < 1.0:
         return None  # turning to face a wall shows nothing new
-    b = EpisodeBuilder(apartment, tuple(position), heading)
+    b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
     b.hold(float(rng.uniform(0.2, 0.8)))
     b.turn(angle)
     actions = ["turn"]
@@ -626,8 +644,10 @@ def plan_turn(apartment: Apartment, rng: np.random.Generator, position: np.ndarr
     return _finish(b, caption, actions)
 
 
-def plan_crouch(apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float) -> Episode | None:
-    b = EpisodeBuilder(apartment, tuple(position), heading)
+def plan_crouch(
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
+) -> Episode | None:
+    b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
     b.hold(float(rng.uniform(0.3, 0.8)))
     b.posture(1.0, crouch=float(rng.uniform(0.7, 1.0)), lean=0.35, pitch=0.4)
     b.hold(float(rng.uniform(0.5, 1.2)))
@@ -635,8 +655,10 @@ def plan_crouch(apartment: Apartment, rng: np.random.Generator, position: np.nda
     return _finish(b, caption_for("crouch", rng), ["crouch"])
 
 
-def plan_stand(apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float) -> Episode | None:
-    b = EpisodeBuilder(apartment, tuple(position), heading)
+def plan_stand(
+    apartment: Apartment, rng: np.random.Generator, position: np.ndarray, heading: float, turn_speed: float = TURN_SPEED
+) -> Episode | None:
+    b = EpisodeBuilder(apartment, tuple(position), heading, turn_speed)
     b.head([(2.0, float(rng.uniform(-0.2, 0.2)), float(rng.uniform(-0.1, 0.15)))])
     return _finish(b, caption_for("stand", rng, room=_room_name(apartment, position)), ["stand"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +27,7 @@ from egotwin.motion.motion import Motion
 from egotwin.world.apartment import Apartment, generate_apartment
 from egotwin.world.body_motion import synthesize_motion
 from egotwin.world.clip_format import NUM_VIDEO_FRAMES, write_clip
-from egotwin.world.episodes import Episode, plan_episode
+from egotwin.world.episodes import TURN_SPEED, TURN_SPEED_DEG, Episode, plan_episode
 from egotwin.world.render import EgoRenderer
 
 
@@ -42,6 +43,8 @@ class WorldConfig:
     val_fraction: float = 0.05
     test_fraction: float = 0.05
     body_height: float = 1.70
+    turn_speed_deg: float = TURN_SPEED_DEG
+    """Mean speed of whole-body turns, degrees per second (120 made the shipped model's data set)."""
 
 
 @dataclass
@@ -110,10 +113,11 @@ def make_clip(
     renderer: EgoRenderer,
     rest_joints: torch.Tensor,
     episode: Episode | None = None,
+    turn_speed: float = TURN_SPEED,
 ) -> Clip:
     """Plan (unless an episode is given), synthesise and render one clip in an apartment (the renderer must hold this
-    apartment's scene)."""
-    episode = plan_episode(apartment, rng) if episode is None else episode
+    apartment's scene); planned whole-body turns take `turn_speed` (rad/s)."""
+    episode = plan_episode(apartment, rng, turn_speed=turn_speed) if episode is None else episode
     motion = synthesize_motion(episode.controls, rest_joints)
     rotations, joints = motion.forward_kinematics()
     video = slice(0, None, 2)  # video frame i = motion frame 2i
@@ -194,7 +198,10 @@ def _generate_apartment_clips(job: tuple[Path, int, int, list[int]]) -> list[dic
     records = []
     for i in clip_indices:
         rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
-        clip = make_clip(f"s{seed}_{i:06d}", apartment, rng, renderer, _WORKER["rest_joints"])
+        clip = make_clip(
+            f"s{seed}_{i:06d}", apartment, rng, renderer, _WORKER["rest_joints"],
+            turn_speed=math.radians(config.turn_speed_deg),
+        )
         records.append(save_clip(root, clip, split, f"s{seed}_apt{apartment_index:05d}"))
     return records
 
@@ -211,6 +218,8 @@ def _read_journal(path: Path, seed: int, config: WorldConfig) -> dict[int, list[
     if not lines:
         return {}
     header = json.loads(lines[0])
+    # settings added since a journal was written read as their defaults, the values that run used
+    header["config"] = {**asdict(WorldConfig()), **header.get("config", {})}
     if header != {"seed": seed, "config": json.loads(json.dumps(asdict(config)))}:
         raise ValueError(
             f"{path.parent} holds a run with other settings ({lines[0]}); use another --out folder or delete it"
