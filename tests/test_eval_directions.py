@@ -8,7 +8,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from test_eval_visual_odometry import K, rotating_camera_video
 
-from egotwin.eval.directions import PROBES, forward_m, head_yaw_deg, probe_clips, summarize, video_yaw_deg
+from egotwin.eval.directions import PROBES, forward_m, head_yaw_deg, probe_clips, summarize, turns_summary, video_yaw_deg
 
 # OpenCV camera (x right, y down, z forward) of a person facing world +z with world +y up: +x is on the person's left
 FACING_Z = np.array([[-1.0, 0, 0], [0, -1, 0], [0, 0, 1]])
@@ -75,3 +75,24 @@ def test_probe_clips_and_agreement():
     # the second clip's video turns left while its head turns right
     assert summary["generated_video_follows_head"] == 0.5
     assert np.isclose(summary["generated_head_yaw_deg"], 35.0)
+
+
+def test_turns_summary_signs_the_video_by_the_head_and_tests_it():
+    def clip(head, video):
+        return {"generated": {"head_yaw_deg": head, "video_yaw_deg": video, "forward_m": 0.0}}
+
+    # six turns whose video goes the head's way by 10..60 degrees (left and right), and a walk that must not count
+    following = {"turn left": [clip(90.0, v) for v in (10.0, 20.0, 30.0)],
+                 "turn right": [clip(-90.0, -v) for v in (40.0, 50.0, 60.0)],
+                 "walk forward": [clip(0.0, -100.0)]}
+    turns = turns_summary(following)
+    assert (turns["clips"], turns["video_follows_head"]) == (6, 6)
+    assert np.isclose(turns["median_video_yaw_along_head_deg"], 35.0)
+    assert np.isclose(turns["wilcoxon_p"], 1 / 64)  # all six ranks positive: the smallest exact one-sided p
+    # the same clips with every video turned the other way: no evidence at all
+    against = {name: [clip(r["generated"]["head_yaw_deg"], -r["generated"]["video_yaw_deg"]) for r in rows]
+               for name, rows in following.items()}
+    turns = turns_summary(against)
+    assert turns["video_follows_head"] == 0 and np.isclose(turns["median_video_yaw_along_head_deg"], -35.0)
+    assert turns["wilcoxon_p"] == 1.0
+    assert turns_summary({"walk forward": [clip(0.0, 5.0)]}) == {"clips": 0}

@@ -14,7 +14,8 @@ ground-truth clip:
 - forward: the head's displacement along its initial horizontal facing direction, in metres.
 Agreement is the fraction of generated clips whose sign matches the probe's direction (left/right for yaw,
 forward/backward for displacement); for the turns also the fraction whose video turns the way their own generated head
-does. Writes directions.json and directions.md.
+does, and over all turn clips how far the video turns along the head (median, with a signed-rank test). Writes
+directions.json and directions.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import wilcoxon
 
 from egotwin.data.dataset import ClipDataset
 from egotwin.eval.visual_odometry import estimate_camera_path
@@ -126,7 +128,26 @@ def summarize(probe: Probe, rows: list[dict]) -> dict:
     return out
 
 
-def markdown(summary: dict[str, dict], settings: dict) -> str:
+def turns_summary(clips: dict[str, list[dict]]) -> dict:
+    """Whether the generated video turns with the generated head, over every turn clip of the probe: the video's yaw
+    signed by the head's turn (positive: the same way), its median, and a one-sided Wilcoxon signed-rank test against
+    a video that turns either way at random (the sign of a dozen clips alone tells little)."""
+    names = {probe.name for probe in PROBES if probe.measure == "yaw"}
+    along = np.array([
+        np.sign(row["generated"]["head_yaw_deg"]) * row["generated"]["video_yaw_deg"]
+        for name, rows in clips.items() if name in names for row in rows
+    ])
+    if len(along) == 0:
+        return {"clips": 0}
+    return {
+        "clips": len(along),
+        "video_follows_head": int((along > 0).sum()),
+        "median_video_yaw_along_head_deg": float(np.median(along)),
+        "wilcoxon_p": float(wilcoxon(along, alternative="greater").pvalue) if np.any(along != 0) else 1.0,
+    }
+
+
+def markdown(summary: dict[str, dict], settings: dict, turns: dict | None = None) -> str:
     lines = [
         "| probe | clips | head yaw GT / gen (deg) | video yaw GT / gen (deg) | forward GT / gen (m) | agreement gen motion "
         "| agreement gen video | gen video turns with gen head |",
@@ -140,6 +161,10 @@ def markdown(summary: dict[str, dict], settings: dict) -> str:
             f"{s['ground_truth_video_yaw_deg']:+.1f} / {s['generated_video_yaw_deg']:+.1f} | "
             f"{s['ground_truth_forward_m']:+.2f} / {s['generated_forward_m']:+.2f} | {s['generated_agreement']:.0%} | {video_agreement} | {follows} |"
         )
+    if turns and turns["clips"]:
+        lines += ["", f"All turns: the generated video turns with the generated head in {turns['video_follows_head']} of "
+                  f"{turns['clips']} clips; median video yaw along the head's turn {turns['median_video_yaw_along_head_deg']:+.1f} deg "
+                  f"(one-sided Wilcoxon signed-rank p = {turns['wilcoxon_p']:.3f})."]
     lines += ["", ", ".join(f"{k}: {v}" for k, v in settings.items()) + "."]
     return "\n".join(lines) + "\n"
 
@@ -186,9 +211,10 @@ def main(argv: list[str] | None = None) -> dict:
                 "num_inference_steps": args.num_inference_steps, "mode": args.mode}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {"settings": settings, "summary": summary, "clips": clips}
+    turns = turns_summary(clips)
+    results = {"settings": settings, "summary": summary, "turns": turns, "clips": clips}
     (out / "directions.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "directions.md").write_text(markdown(summary, settings))
+    (out / "directions.md").write_text(markdown(summary, settings, turns))
     print((out / "directions.md").read_text())
     return results
 
