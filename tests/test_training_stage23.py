@@ -112,6 +112,11 @@ def test_config_files_and_ablation_switches():
     assert differing == {"output_dir", "latents", "init_from", "max_steps", "decay_steps"}
     assert (turn45.init_from, turn45.latents, turn45.max_steps, turn45.decay_steps) == (
         "runs/stage3_joint_long/transformer", "cache/egoworld_turn45", 6000, 2000)
+    # then continued from its own export: warmup again, the last 2000 of 5000 steps decaying
+    turn45_more = load_config(Stage3Config, CONFIGS / "stage3_joint_turn45_continued.json")
+    differing = {key for key in vars(turn45) if getattr(turn45_more, key) != getattr(turn45, key)}
+    assert differing == {"output_dir", "init_from", "max_steps"}
+    assert (turn45_more.init_from, turn45_more.max_steps) == ("runs/stage3_joint_turn45/transformer", 5000)
     big = load_config(Stage3Config, CONFIGS / "stage3_joint_5b.json")
     assert (big.preset, big.learning_rate, big.gradient_checkpointing, big.mixed_precision) == ("cogvideox-5b", 1e-5, True, "bf16")
     assert load_config(Stage2Config, CONFIGS / "stage2_t2m_5b.json").train_text_branch is False
