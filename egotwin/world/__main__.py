@@ -1,6 +1,6 @@
 """Command line of EgoWorld.
 
-python -m egotwin.world generate --out DIR --clips N --seed S --workers W [--width 64 --height 64]
+python -m egotwin.world generate --out DIR --clips N --seed S --workers W [--width 64 --height 64] [--turn-speed 120]
 python -m egotwin.world preview DIR [--clips 8] [--out DIR/preview.png]
 """
 
