@@ -61,6 +61,9 @@ class SamplingSettings:
     guidance_scale: float = GuidanceScales.text
     motion_guidance_scale: float = GuidanceScales.motion
     video_guidance_scale: float = GuidanceScales.video
+    motion_lead: float | None = None
+    """T2VM: how far the motion's denoising runs ahead of the video's (0 = the paper's joint sampling); None = the
+    checkpoint's own (`pipe.config.motion_lead`). The other modes generate one modality and ignore it."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class DemoRunner:
 
     @staticmethod
     def settings_inputs(settings: SamplingSettings) -> dict:
-        """The pipeline's steps and guidance-scale arguments, range-checked (InputError otherwise)."""
+        """The pipeline's steps, guidance-scale and motion-lead arguments, range-checked (InputError otherwise)."""
         steps = settings.num_inference_steps
         if isinstance(steps, float) and steps.is_integer():
             steps = int(steps)
@@ -172,13 +175,21 @@ class DemoRunner:
         for name, value in scales.items():
             if value is None or not 0 <= float(value) <= 50:
                 raise InputError(f"The {name.replace('_', ' ')} must be between 0 and 50, got {value}.")
-        return {"num_inference_steps": steps, **{k: float(v) for k, v in scales.items()}}
+        inputs = {"num_inference_steps": steps, **{k: float(v) for k, v in scales.items()}}
+        lead = settings.motion_lead
+        if lead is not None:
+            if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not 0 <= lead < 1:
+                raise InputError(f"The motion lead must be at least 0 and below 1, got {lead}.")
+            inputs["motion_lead"] = float(lead)
+        return inputs
 
     # ------------------------------------------------------------------------------------------ running
     def generate(self, session: Session, request: GenerationRequest, progress: Progress | None = None) -> DemoResult:
         """One 5 s clip in the request's mode; it becomes the session's latest result."""
         start = time.perf_counter()
         kwargs = {**self.pipeline_inputs(request), **self.settings_inputs(request.settings)}
+        if request.mode != "t2vm":  # one modality is generated: nothing to run ahead of
+            kwargs.pop("motion_lead", None)
         return self._run(session, self.pipe.__call__, kwargs, request.settings.seed, progress, start)
 
     def extend(

@@ -60,7 +60,7 @@ def load_examples(folder: Path = EXAMPLES_DIR) -> list[dict]:
 
 def mode_visibility(mode: str) -> list[dict]:
     """Which inputs each mode uses: start frame (t2vm, tm2v), initial pose (t2vm, tv2m), motion (tm2v),
-    video (tv2m), motion guidance w_m (t2vm, tm2v), video guidance w_v (t2vm, tv2m)."""
+    video (tv2m), motion guidance w_m (t2vm, tm2v), video guidance w_v (t2vm, tv2m), motion lead (t2vm)."""
     return [
         gr.update(visible=mode != "tv2m"),
         gr.update(visible=mode != "tm2v"),
@@ -68,6 +68,7 @@ def mode_visibility(mode: str) -> list[dict]:
         gr.update(visible=mode == "tv2m"),
         gr.update(visible=mode != "tv2m"),
         gr.update(visible=mode != "tm2v"),
+        gr.update(visible=mode == "t2vm"),
     ]
 
 
@@ -123,16 +124,17 @@ def result_outputs(session: Session, result: DemoResult) -> tuple:
 def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
     """The whole page around `runner` (not launched; see app.py)."""
     pipe = runner.pipe
-    defaults = SamplingSettings(num_inference_steps=default_steps)
+    defaults = SamplingSettings(num_inference_steps=default_steps, motion_lead=pipe.config.motion_lead)
     examples = load_examples()
 
-    def settings(seed, randomize, steps, guidance, motion_guidance, video_guidance) -> SamplingSettings:
+    def settings(seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead) -> SamplingSettings:
         return SamplingSettings(
             seed=None if randomize else seed,
             num_inference_steps=steps,
             guidance_scale=guidance,
             motion_guidance_scale=motion_guidance,
             video_guidance_scale=video_guidance,
+            motion_lead=motion_lead,
         )
 
     def run(session: Session | None, work) -> tuple:
@@ -153,7 +155,7 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
 
     def generate(
         session, mode, prompt, image, pose_preset, pose_file, motion_file, video_file,
-        seed, randomize, steps, guidance, motion_guidance, video_guidance, progress=gr.Progress(),
+        seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead, progress=gr.Progress(),
     ):  # fmt: skip
         request = GenerationRequest(
             mode=mode,
@@ -163,16 +165,17 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             pose_file=pose_file,
             motion_file=motion_file,
             video_file=video_file,
-            settings=settings(seed, randomize, steps, guidance, motion_guidance, video_guidance),
+            settings=settings(seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead),
         )
         return run(session, lambda s: runner.generate(s, request, progress))
 
     def extend(
-        session, prompt, seed, randomize, steps, guidance, motion_guidance, video_guidance, progress=gr.Progress()
-    ):
+        session, prompt, seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead,
+        progress=gr.Progress(),
+    ):  # fmt: skip
         if session is None or session.last is None:
             raise gr.Error("Nothing to continue yet: generate a clip first.", title="Please check the inputs")
-        options = settings(seed, randomize, steps, guidance, motion_guidance, video_guidance)
+        options = settings(seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead)
         return run(session, lambda s: runner.extend(s, prompt, options, progress))
 
     def preview(path):
@@ -252,6 +255,10 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
                         0, 10, value=defaults.video_guidance_scale, step=0.25,
                         label="Video guidance w_v (how closely the motion follows the video)",
                     )  # fmt: skip
+                    motion_lead = gr.Slider(
+                        0, 0.95, value=defaults.motion_lead, step=0.05,
+                        label="Motion lead (T2VM: how far the body's denoising runs ahead of the video's; 0 = joint)",
+                    )  # fmt: skip
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
                     continue_button = gr.Button("Continue (+5 s)", elem_id="continue")
@@ -282,11 +289,11 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
         mode.change(
             mode_visibility,
             mode,
-            [start_group, pose_group, motion_file, video_file, motion_guidance, video_guidance],
+            [start_group, pose_group, motion_file, video_file, motion_guidance, video_guidance, motion_lead],
             api_visibility="private",
         )
         image.change(preview, image, image_preview, api_visibility="private")
-        advanced = [seed, randomize, steps, guidance, motion_guidance, video_guidance]
+        advanced = [seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead]
         outputs = [session, video, body, downloads, alignment, status, seed]
         generate_button.click(
             generate,

@@ -42,8 +42,8 @@ def page(runner) -> dict:
     return {"demo": demo, **handlers}
 
 
-def settings(seed=None) -> SamplingSettings:
-    return SamplingSettings(seed=seed, num_inference_steps=STEPS)
+def settings(seed=None, motion_lead=None) -> SamplingSettings:
+    return SamplingSettings(seed=seed, num_inference_steps=STEPS, motion_lead=motion_lead)
 
 
 @pytest.mark.slow
@@ -84,7 +84,8 @@ def test_tm2v_and_tv2m_use_the_uploaded_motion_and_video(runner, tmp_path):
     session = Session(root=tmp_path)
     long_prompt = "the person crouches and rises again, " * 12
     tm2v = runner.generate(session, GenerationRequest(
-        "tm2v", long_prompt, image=EXAMPLE["crouch.png"], motion_file=EXAMPLE["crouch_motion.npz"], settings=settings(1),
+        "tm2v", long_prompt, image=EXAMPLE["crouch.png"], motion_file=EXAMPLE["crouch_motion.npz"],
+        settings=settings(1, motion_lead=0.5),  # a T2VM setting: the other modes leave it out
     ))  # fmt: skip
     given = load_driving_motion(EXAMPLE["crouch_motion.npz"]).canonicalize()[0]
     torch.testing.assert_close(tm2v.output.motion.joints(), given.joints(), atol=1e-4, rtol=0)
@@ -113,6 +114,7 @@ def test_tm2v_and_tv2m_use_the_uploaded_motion_and_video(runner, tmp_path):
         ({"mode": "tv2m", "video_file": "corrupt.mp4"}, "'corrupt.mp4'"),
         ({"mode": "fly"}, "Unknown mode 'fly'"),
         ({"steps": 0}, "number of steps must be a whole number from 1 to 200"),
+        ({"motion_lead": 1.0}, "motion lead must be at least 0 and below 1"),
         ({"image": "huge.png"}, "'huge.png' is 3.7 KB; the limit is 1.0 KB"),
     ],
 )
@@ -130,6 +132,7 @@ def test_bad_inputs_give_a_clear_error_in_the_page(page, tmp_path, monkeypatch, 
         "session": None, "mode": "t2vm", "prompt": "go to the door", "image": EXAMPLE["door.png"],
         "pose_preset": "standing", "pose_file": None, "motion_file": None, "video_file": None, "seed": 0,
         "randomize": True, "steps": STEPS, "guidance": 6.0, "motion_guidance": 1.5, "video_guidance": 1.5,
+        "motion_lead": 0.0,
     }  # fmt: skip
     files = ("image", "pose_file", "motion_file", "video_file")
     args.update({key: str(tmp_path / v) if key in files and v else v for key, v in overrides.items()})
@@ -139,7 +142,7 @@ def test_bad_inputs_give_a_clear_error_in_the_page(page, tmp_path, monkeypatch, 
 
 @pytest.mark.slow
 def test_continue_needs_a_clip_then_joins_the_next_five_seconds(page):
-    advanced = [0, True, STEPS, 6.0, 1.5, 1.5]
+    advanced = [0, True, STEPS, 6.0, 1.5, 1.5, 0.5]
     with pytest.raises(gr.Error, match="Nothing to continue yet"):
         page["continue"](None, "turn left", *advanced)
     outputs = page["generate"](
@@ -176,10 +179,10 @@ def test_session_state_is_deleted_with_its_files(page, tmp_path):
 
 def test_each_mode_shows_only_its_inputs():
     visible = lambda mode: [update["visible"] for update in mode_visibility(mode)]  # noqa: E731
-    # start frame, initial pose, motion upload, video upload, motion guidance, video guidance
-    assert visible("t2vm") == [True, True, False, False, True, True]
-    assert visible("tm2v") == [True, False, True, False, True, False]
-    assert visible("tv2m") == [False, True, False, True, False, True]
+    # start frame, initial pose, motion upload, video upload, motion guidance, video guidance, motion lead
+    assert visible("t2vm") == [True, True, False, False, True, True, True]
+    assert visible("tm2v") == [True, False, True, False, True, False, False]
+    assert visible("tv2m") == [False, True, False, True, False, True, False]
 
 
 def test_examples_load_out_of_the_box_and_stay_small(runner):

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 STEPS = 2
 CLIP_SECONDS = 81 / 16  # the side-by-side video runs at the motion's 16 fps
 EXPORTS = {"side_by_side.mp4", "egocentric.mp4", "motion.npz", "motion.bvh", "motion.glb", "cameras.npz"}
-ADVANCED = (7, False, STEPS, 6.0, 1.5, 1.5)  # seed, random seed, steps, w_t, w_m, w_v
+ADVANCED = (7, False, STEPS, 6.0, 1.5, 1.5, 0.0)  # seed, random seed, steps, w_t, w_m, w_v, motion lead
 
 
 @pytest.fixture(scope="module")

@@ -133,8 +133,8 @@ def test_training_on_the_loss_fits_a_fixed_batch():
     assert evaluate() < 0.8 * before
 
 
-def direct_terms(model, mode, video, motion, t, text, null, noise_v, noise_m):
-    """Every guidance term by its own network call, written out from spec section 9."""
+def direct_terms(model, mode, video, motion, t, text, null, noise_v, noise_m, t_m=None):
+    """Every guidance term by its own network call, written out from spec section 9 (t2vm: motion at `t_m`, default t)."""
 
     def e(z_v, z_m, c, t_v, t_m):
         with torch.no_grad():
@@ -159,10 +159,11 @@ def direct_terms(model, mode, video, motion, t, text, null, noise_v, noise_m):
             )
         }
     # T2VM (four rows): N co-noised without text, C co-noised with text, Dv motion dropped, Dm video dropped.
-    null_joint, text_joint = e(video, motion, null, t, t), e(video, motion, text, t, t)
+    t_m = t if t_m is None else t_m
+    null_joint, text_joint = e(video, motion, null, t, t_m), e(video, motion, text, t, t_m)
     return {
         "video": (null_joint[0], text_joint[0], e(video, noise_m, text, t, T)[0]),
-        "motion": (null_joint[1], text_joint[1], e(noise_v, motion, text, T, t)[1]),
+        "motion": (null_joint[1], text_joint[1], e(noise_v, motion, text, T, t_m)[1]),
     }
 
 
@@ -195,6 +196,30 @@ def test_guidance_equals_the_per_term_formula_in_one_batched_call(mode):
             null_term, text_term, joint_term = terms[name]
             expected = null_term + scales.text * (text_term - null_term) + weights[name] * (joint_term - text_term)
         torch.testing.assert_close(guided, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_t2vm_guidance_with_the_motion_ahead_uses_its_own_timestep_in_every_motion_row():
+    model = small_model().eval()
+    video, motion, text = latents(0)
+    noise_v, noise_m, null = latents(1)
+    noise_v, noise_m = replace_initial(noise_v, video), replace_initial(noise_m, motion)
+    scales = GuidanceScales(text=5.0, motion=1.7, video=2.3)
+    with torch.no_grad():
+        guided_video, guided_motion = guided_prediction(
+            model, "t2vm", video, motion, 600, text, null, noise_v, noise_m, scales, motion_timestep=250
+        )
+        same_t = guided_prediction(model, "t2vm", video, motion, 600, text, null, noise_v, noise_m, scales)
+    terms = direct_terms(model, "t2vm", video, motion, 600, text, null, noise_v, noise_m, t_m=250)
+    for guided, (null_term, text_term, dropped_term), w in (
+        (guided_video, terms["video"], scales.motion),
+        (guided_motion, terms["motion"], scales.video),
+    ):
+        expected = null_term + scales.text * (text_term - null_term) + w * (text_term - dropped_term)
+        torch.testing.assert_close(guided, expected, atol=1e-5, rtol=1e-4)
+    # The motion's timestep reaches the network: a different t_m gives a different prediction.
+    assert (guided_motion - same_t[1]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="motion_timestep is for t2vm"):
+        build_guidance_batch("tm2v", video, motion, 600, text, null, noise_v, noise_m, motion_timestep=250)
 
 
 def test_guidance_combination_known_answers():

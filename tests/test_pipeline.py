@@ -4,6 +4,8 @@ Checks the contract other parts code against: shapes and dtypes per mode, I0 / P
 returned as given, seeding, save/load, the step callback, input errors and clip continuation.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -197,6 +199,60 @@ def test_t2vm_makes_one_batched_call_of_four_rows_per_step(pipe):
     assert rows == [4] * STEPS + [3] * STEPS
 
 
+def test_motion_lead_runs_the_motion_ahead_then_finishes_the_video_as_tm2v(pipe):
+    steps, lead = 4, 0.5  # the motion takes 2 steps of its own schedule, the video 4
+    calls, motion_seen = [], []
+    hook = pipe.transformer.register_forward_hook(
+        lambda module, args, kwargs, out: calls.append(
+            (kwargs["timestep"].tolist(), kwargs["motion_timestep"].tolist())
+        ),
+        with_kwargs=True,
+    )
+
+    def callback(pipeline, step, timestep, tensors):
+        motion_seen.append(tensors["motion_latents"].clone())
+        return {}
+
+    try:
+        out = pipe(
+            PROMPT, image=start_frame(), num_inference_steps=steps, motion_lead=lead, generator=generator(0),
+            callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["motion_latents"],
+        )
+    finally:
+        hook.remove()
+    assert_contract(pipe, out)
+    video_t = pipe.scheduler.timesteps.tolist()
+    motion_scheduler = copy.deepcopy(pipe.scheduler)
+    motion_scheduler.set_timesteps(2)
+    motion_t = motion_scheduler.timesteps.tolist()
+    assert motion_t[0] == video_t[0] == 999 and motion_t[1] < video_t[1]  # the motion is ahead after step 0
+    # Motion steps: Eq. 4's four rows, the motion at its own t (its dropped row at T).
+    for i in range(2):
+        assert calls[i] == ([video_t[i]] * 3 + [999], [motion_t[i]] * 2 + [999, motion_t[i]])
+    # Video-only steps: TM2V's three rows, the finished motion clean (t 0) in the joint row; it no longer changes.
+    for i in range(2, 4):
+        assert calls[i] == ([video_t[i]] * 3, [999, 999, 0])
+    torch.testing.assert_close(motion_seen[1], motion_seen[3], atol=0, rtol=0)
+    assert not torch.equal(motion_seen[0], motion_seen[1])
+
+
+def test_a_checkpoints_motion_lead_is_its_t2vm_default_and_survives_save_and_load(pipe, tmp_path):
+    assert pipe.config.motion_lead == 0.0  # built without one: the paper's joint sampling
+    leading = EgoTwinPipeline(**pipe.components, feature_stats=pipe.feature_stats, motion_lead=0.5)
+    leading.set_progress_bar_config(disable=True)
+    leading.save_pretrained(tmp_path / "leading")
+    loaded = EgoTwinPipeline.from_pretrained(tmp_path / "leading")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.motion_lead == 0.5
+    by_default, explicit, joint = run(loaded, seed=3), run(pipe, seed=3, motion_lead=0.5), run(pipe, seed=3)
+    torch.testing.assert_close(by_default.motion.trans, explicit.motion.trans, atol=1e-5, rtol=0)
+    assert (by_default.motion.trans - joint.motion.trans).abs().max() > 1e-4
+    # The other modes ignore the checkpoint's lead (one modality is generated) but refuse an explicit one.
+    run(loaded, mode="tm2v", motion=walking_motion(duration=5.0))
+    with pytest.raises(ValueError, match="motion_lead must be a number"):
+        EgoTwinPipeline(**pipe.components, feature_stats=pipe.feature_stats, motion_lead=1.5)
+
+
 def test_save_and_load_round_trip(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "fp32")
     loaded = EgoTwinPipeline.from_pretrained(tmp_path / "fp32")
@@ -265,6 +321,9 @@ def test_callback_on_step_end_sees_every_step_and_can_replace_latents(pipe):
         (dict(num_inference_steps=0), "positive integer"),
         (dict(initial_pose="standing"), "must be an egotwin Motion"),
         (dict(callback_on_step_end_tensor_inputs=["noise"]), "not available"),
+        (dict(motion_lead=1.0), r"motion_lead must be a number in \[0, 1\)"),
+        (dict(motion_lead=-0.1), r"motion_lead must be a number in \[0, 1\)"),
+        (dict(mode="tm2v", motion=walking_motion(duration=5.0), image=start_frame(), motion_lead=0.5), "for mode 't2vm'"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(pipe, kwargs, message):
@@ -341,6 +400,7 @@ def test_build_pipeline_assembles_stage_outputs_in_float16(pipe, tmp_path, capsy
         "--motion_vae", str(tmp_path / "stage1" / "motion_vae"),
         "--transformer", str(tmp_path / "stage3" / "transformer"),
         "--dtype", "float16",
+        "--motion_lead", "0.8",
         "--out", str(tmp_path / "assembled"),
     ]  # fmt: skip
     with pytest.raises(FileNotFoundError, match="feature statistics"):
@@ -350,6 +410,7 @@ def test_build_pipeline_assembles_stage_outputs_in_float16(pipe, tmp_path, capsy
     assert "MiB (float16)" in capsys.readouterr().out
     assembled = EgoTwinPipeline.from_pretrained(tmp_path / "assembled")
     assert assembled.config.text_encoder_name == "minilm" and assembled.transformer.dtype == torch.float32
+    assert assembled.config.motion_lead == 0.8
     for name in ("transformer", "vae", "motion_vae"):
         expected = getattr(pipe, name).state_dict()
         for key, value in getattr(assembled, name).state_dict().items():

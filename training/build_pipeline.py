@@ -100,10 +100,12 @@ def assemble_pipeline(
     cogvideox: str | Path | None = None,
     text_encoder: str | None = None,
     body_height: float = DEFAULT_HEIGHT,
+    motion_lead: float = 0.0,
 ) -> EgoTwinPipeline:
     """A pipeline from trained parts: a stage-0 `video_vae` folder or a CogVideoX folder (its `vae`), the stage-1
     `motion_vae` folder (with feature_stats.safetensors) and the stage-3 `transformer` folder. The text encoder
-    defaults to MiniLM, or to the CogVideoX folder's T5 when `cogvideox` is given."""
+    defaults to MiniLM, or to the CogVideoX folder's T5 when `cogvideox` is given. `motion_lead` is the checkpoint's
+    default T2VM motion lead (`EgoTwinPipeline.__call__`)."""
     if (video_vae is None) == (cogvideox is None):
         raise ValueError("give exactly one of video_vae (stage 0) and cogvideox (a CogVideoX folder)")
     text_encoder = text_encoder or (str(Path(cogvideox).resolve()) if cogvideox is not None else "minilm")
@@ -136,6 +138,7 @@ def assemble_pipeline(
         text_encoder_name=text_encoder,
         body_height=body_height,
         feature_stats=stats,
+        motion_lead=motion_lead,
     )
 
 
@@ -156,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="dtype of the saved weights")
     parser.add_argument("--body_height", type=float, default=DEFAULT_HEIGHT, help="height of the built-in body, metres")
+    parser.add_argument(
+        "--motion_lead", type=float, default=0.0,
+        help="default T2VM motion lead saved with the pipeline, in [0, 1) (0: the paper's joint sampling)",
+    )
     parser.add_argument("--random", action="store_true", help="random weights of the preset's shapes (development)")
     parser.add_argument("--preset", default="tiny", help="transformer preset for --random")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
@@ -174,7 +181,13 @@ def main(argv: list[str] | None = None) -> None:
         if missing:
             parser.error(f"--{' and --'.join(missing)} required (or --random)")
         pipe = assemble_pipeline(
-            args.motion_vae, args.transformer, args.video_vae, args.cogvideox, args.text_encoder, args.body_height
+            args.motion_vae,
+            args.transformer,
+            args.video_vae,
+            args.cogvideox,
+            args.text_encoder,
+            args.body_height,
+            args.motion_lead,
         )
     pipe.to(DTYPES[args.dtype])
     pipe.save_pretrained(args.out)

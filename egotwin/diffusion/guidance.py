@@ -8,7 +8,8 @@ prediction for the generated modality:
   ``e(z_v^t, z_m^T, 0, t, T) + w_t [e(z_v^t, z_m^T, c, t, T) - e(z_v^t, z_m^T, 0, t, T)]
   + w_m [e(z_v^t, z_m^0, c, t, 0) - e(z_v^t, z_m^T, c, t, T)]``  (0 = null text)
 - TV2M: the mirror image, video given clean, weight ``w_v``.
-- T2VM (Eq. 4): both modalities noisy at the same t, four evaluations:
+- T2VM (Eq. 4): both modalities noisy at the same t (or, with a motion lead, the motion at its own smaller t_m in
+  place of the motion's t below), four evaluations:
   N = e(z_v^t, z_m^t, 0, t, t), C = e(z_v^t, z_m^t, c, t, t), Dv = e(z_v^t, z_m^T, c, t, T) (motion dropped),
   Dm = e(z_v^T, z_m^t, c, T, t) (video dropped);
   ``video = N_v + w_t (C_v - N_v) + w_m (C_v - Dv_v)``, ``motion = N_m + w_t (C_m - N_m) + w_v (C_m - Dm_m)``.
@@ -81,6 +82,7 @@ def build_guidance_batch(
     dropped_video: torch.Tensor,
     dropped_motion: torch.Tensor,
     num_train_timesteps: int = 1000,
+    motion_timestep: torch.Tensor | int | None = None,
 ) -> GuidanceBatch:
     """Stack the guidance variants of one sampling step.
 
@@ -93,10 +95,16 @@ def build_guidance_batch(
         prompt_embeds, negative_prompt_embeds: text and null-text embeddings `(B, N_text, D_text)`.
         dropped_video, dropped_motion: pure-noise stand-ins for a dropped modality, shaped like `video` / `motion`,
             with entry 0 holding the clean I0 / P0 latent.
+        motion_timestep: t2vm only: the motion's own timestep when it runs ahead of the video (asynchronous
+            sampling, `EgoTwinPipeline.__call__(motion_lead=...)`); None = `timestep` (Eq. 4 as written).
     """
     _check_mode(mode)
+    if motion_timestep is not None and mode != "t2vm":
+        raise ValueError(f"motion_timestep is for t2vm, where both modalities are generated; mode is {mode!r}")
     batch_size = video.size(0)
     t = torch.as_tensor(timestep, device=video.device).reshape(-1).expand(batch_size)
+    t_m = t if motion_timestep is None else torch.as_tensor(motion_timestep, device=video.device).reshape(-1)
+    t_m = t_m.expand(batch_size).to(t.dtype)
     last = torch.full_like(t, num_train_timesteps - 1)
     zero = torch.zeros_like(t)
     text, null = prompt_embeds, negative_prompt_embeds
@@ -115,10 +123,10 @@ def build_guidance_batch(
         ]
     else:
         variants = [
-            (video, t, motion, t, null),
-            (video, t, motion, t, text),
+            (video, t, motion, t_m, null),
+            (video, t, motion, t_m, text),
             (video, t, dropped_motion, last, text),
-            (dropped_video, last, motion, t, text),
+            (dropped_video, last, motion, t_m, text),
         ]
     columns = list(zip(*variants))
     return GuidanceBatch(
@@ -181,6 +189,7 @@ def guided_prediction(
     dropped_motion: torch.Tensor,
     scales: GuidanceScales = GuidanceScales(),
     num_train_timesteps: int = 1000,
+    motion_timestep: torch.Tensor | int | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Guided (video, motion) velocity predictions of one step, from one batched transformer call.
 
@@ -196,6 +205,7 @@ def guided_prediction(
         dropped_video,
         dropped_motion,
         num_train_timesteps,
+        motion_timestep,
     )
     output = transformer(
         hidden_states=batch.video,

@@ -78,6 +78,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--video_guidance_scale", type=float, default=defaults.video, help="w_v: how strongly the motion follows the video"
     )
+    parser.add_argument(
+        "--motion_lead",
+        type=float,
+        default=None,
+        help="t2vm: how far the motion's denoising runs ahead (0 = the paper's joint sampling; default: the checkpoint's)",
+    )
     parser.add_argument("--batch_size", type=int, default=16, help="clips per evaluator forward pass")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True)
@@ -114,7 +120,13 @@ def item_frames(item: dict) -> np.ndarray:
 
 
 def generate_sample(
-    pipe, item: dict, mode: str, generator: torch.Generator, steps: int, scales: GuidanceScales = GuidanceScales()
+    pipe,
+    item: dict,
+    mode: str,
+    generator: torch.Generator,
+    steps: int,
+    scales: GuidanceScales = GuidanceScales(),
+    motion_lead: float | None = None,
 ) -> dict:
     """One generated clip for a test item: frames, motion, camera_to_world, intrinsics."""
     frames, motion = item_frames(item), item_motion(item)
@@ -132,6 +144,7 @@ def generate_sample(
         guidance_scale=scales.text,
         motion_guidance_scale=scales.motion,
         video_guidance_scale=scales.video,
+        motion_lead=motion_lead,
         **inputs,
     )
     return {
@@ -307,6 +320,7 @@ def main(argv: list[str] | None = None) -> dict:
                     torch.Generator().manual_seed(args.seed * 1_000_003 + r * 10_007 + i),
                     args.num_inference_steps,
                     scales,
+                    args.motion_lead,
                 )
                 for i, item in zip(indices, items)
             ]
@@ -328,6 +342,9 @@ def main(argv: list[str] | None = None) -> dict:
         "num_inference_steps": None if args.ground_truth else args.num_inference_steps,
         "mode": None if args.ground_truth else args.mode,
         "guidance (text, motion, video)": None if args.ground_truth else [scales.text, scales.motion, scales.video],
+        "motion_lead": None
+        if args.ground_truth or args.mode != "t2vm"
+        else (pipe.config.motion_lead if args.motion_lead is None else args.motion_lead),
         "checkpoint": args.checkpoint,
         "video_vae": args.video_vae,
         "evaluators": args.evaluators,

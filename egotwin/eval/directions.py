@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mode", choices=("t2vm", "tm2v"), default="t2vm",
                         help="tm2v: the clip's own motion is given and only the video is generated")
     parser.add_argument("--num_inference_steps", type=int, default=50)
+    parser.add_argument("--motion_lead", type=float, default=None,
+                        help="t2vm: how far the motion's denoising runs ahead of the video's (0 = joint, as the paper; "
+                        "default: the checkpoint's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -196,7 +199,9 @@ def main(argv: list[str] | None = None) -> dict:
             item = dataset[index]
             truth = ground_truth_sample(item)
             generator = torch.Generator().manual_seed(args.seed * 1_000_003 + index)
-            sample = generate_sample(pipe, item, args.mode, generator, args.num_inference_steps)
+            sample = generate_sample(
+                pipe, item, args.mode, generator, args.num_inference_steps, motion_lead=args.motion_lead
+            )
             rows.append(
                 {
                     "clip_id": item["clip_id"],
@@ -209,6 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(probe.name, json.dumps(summary[probe.name]), flush=True)
     settings = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split, "seed": args.seed,
                 "num_inference_steps": args.num_inference_steps, "mode": args.mode}
+    if args.mode == "t2vm":
+        settings["motion_lead"] = pipe.config.motion_lead if args.motion_lead is None else args.motion_lead
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     turns = turns_summary(clips)

@@ -54,6 +54,15 @@ from egotwin.world.clip_format import NUM_MOTION_FRAMES, NUM_VIDEO_FRAMES, read_
 _COMPONENTS = ("transformer", "vae", "motion_vae", "scheduler")
 
 
+def motion_denoising_steps(mode: str, num_inference_steps: int, motion_lead: float) -> int:
+    """How many sampler steps the motion takes for `motion_lead` (see `EgoTwinPipeline.__call__`); ValueError if invalid."""
+    if isinstance(motion_lead, bool) or not isinstance(motion_lead, (int, float)) or not 0.0 <= motion_lead < 1.0:
+        raise ValueError(f"motion_lead must be a number in [0, 1), got {motion_lead!r}")
+    if motion_lead and mode != "t2vm":
+        raise ValueError(f"motion_lead is for mode 't2vm' (both generated); mode {mode!r} has one generated modality")
+    return max(1, round((1.0 - float(motion_lead)) * num_inference_steps))
+
+
 @dataclass
 class EgoTwinPipelineOutput(BaseOutput):
     """What a pipeline call returns.
@@ -92,6 +101,8 @@ class EgoTwinPipeline(DiffusionPipeline):
         body_height: standing height of the built-in body that generated motion is decoded on.
         camera_eye_offset, camera_pitch_down_deg, camera_fov_deg: the `HeadCameraRig` the model was trained with.
         feature_stats: z-score statistics of the motion features (required; `from_pretrained` reads them).
+        motion_lead: the checkpoint's default T2VM motion lead (`__call__`), chosen on validation like the guidance
+            scales; 0.0 (the paper's joint sampling) for checkpoints saved without one.
     """
 
     model_cpu_offload_seq = "transformer->vae->motion_vae"
@@ -109,6 +120,7 @@ class EgoTwinPipeline(DiffusionPipeline):
         camera_pitch_down_deg: float = HeadCameraRig.pitch_down_deg,
         camera_fov_deg: float = HeadCameraRig.fov_deg,
         feature_stats: FeatureStats | None = None,
+        motion_lead: float = 0.0,
     ):
         super().__init__()
         if feature_stats is None:
@@ -132,7 +144,9 @@ class EgoTwinPipeline(DiffusionPipeline):
             camera_eye_offset=[float(x) for x in camera_eye_offset],
             camera_pitch_down_deg=float(camera_pitch_down_deg),
             camera_fov_deg=float(camera_fov_deg),
+            motion_lead=float(motion_lead),
         )
+        motion_denoising_steps("t2vm", 50, self.config.motion_lead)  # validates it
         use_mkldnn_conv3d(vae)
         self.representation = get_representation(motion_vae.config.representation)
         if feature_stats.dim != self.representation.dim:
@@ -380,6 +394,7 @@ class EgoTwinPipeline(DiffusionPipeline):
         guidance_scale: float = GuidanceScales.text,
         motion_guidance_scale: float = GuidanceScales.motion,
         video_guidance_scale: float = GuidanceScales.video,
+        motion_lead: float | None = None,
         generator: torch.Generator | None = None,
         callback_on_step_end: Callable[["EgoTwinPipeline", int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
@@ -397,6 +412,14 @@ class EgoTwinPipeline(DiffusionPipeline):
                 its first 41 frames are used, frame 0 is I0.
             num_inference_steps: sampler steps (CogVideoX DDIM, trailing spacing).
             guidance_scale, motion_guidance_scale, video_guidance_scale: w_t, w_m, w_v (`egotwin.diffusion.guidance`).
+            motion_lead: t2vm only, in [0, 1); None takes the checkpoint's (`config.motion_lead`, used in t2vm only).
+                How far the motion's denoising runs ahead of the video's. 0 is the
+                paper's joint sampling (both at the same t every step, Eq. 4). With lead L the motion takes
+                `round((1 - L) * num_inference_steps)` steps of its own schedule while the video takes all of its
+                steps, so at every step the motion is less noisy than the video; once the motion is clean, the
+                video's remaining steps are TM2V's (Eq. 3) on it. Asynchronous timesteps in training are what make
+                the model able to denoise at unequal t; the lead lets the video's coarse layout, settled in the
+                first steps, see a head path that already exists.
             generator: seeds every noise draw.
             callback_on_step_end: `fn(pipe, step_index, timestep, callback_kwargs) -> dict`, called after each step with
                 the tensors named in `callback_on_step_end_tensor_inputs` (default ["latents"]); tensors it returns
@@ -407,6 +430,9 @@ class EgoTwinPipeline(DiffusionPipeline):
             ["latents"] if callback_on_step_end_tensor_inputs is None else list(callback_on_step_end_tensor_inputs)
         )
         self.check_inputs(prompt, mode, image, initial_pose, motion, video, num_inference_steps, tensor_inputs)
+        if motion_lead is None:
+            motion_lead = self.config.motion_lead if mode == "t2vm" else 0.0
+        motion_steps = motion_denoising_steps(mode, num_inference_steps, motion_lead)
         device = self._execution_device
         dtype = self.transformer.dtype
 
@@ -455,13 +481,21 @@ class EgoTwinPipeline(DiffusionPipeline):
         # 5. Denoising loop: each generated modality steps its own scheduler; the given one and I0 / P0 stay clean
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         motion_scheduler = copy.deepcopy(self.scheduler)
+        if motion_steps != num_inference_steps:
+            motion_scheduler.set_timesteps(motion_steps, device=device)
         scales = GuidanceScales(text=guidance_scale, motion=motion_guidance_scale, video=video_guidance_scale)
         timesteps = self.scheduler.timesteps
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
+                step_mode, motion_t = mode, t
+                if mode == "t2vm" and motion_steps != num_inference_steps:
+                    if i < motion_steps:
+                        motion_t = motion_scheduler.timesteps[i]
+                    else:  # the motion is finished and clean: the video's remaining steps are TM2V's
+                        step_mode = "tm2v"
                 video_pred, motion_pred = guided_prediction(
                     self.transformer,
-                    mode,
+                    step_mode,
                     latents,
                     motion_latents,
                     t,
@@ -471,12 +505,13 @@ class EgoTwinPipeline(DiffusionPipeline):
                     dropped_motion,
                     scales,
                     self.scheduler.config.num_train_timesteps,
+                    motion_t if step_mode == "t2vm" else None,
                 )
                 if video_pred is not None:
                     stepped = self.scheduler.step(video_pred, t, latents, return_dict=False)[0]
                     latents = replace_initial(stepped.to(dtype), latents)
                 if motion_pred is not None:
-                    stepped = motion_scheduler.step(motion_pred, t, motion_latents, return_dict=False)[0]
+                    stepped = motion_scheduler.step(motion_pred, motion_t, motion_latents, return_dict=False)[0]
                     motion_latents = replace_initial(stepped.to(dtype), motion_latents)
                 if callback_on_step_end is not None:
                     available = {
