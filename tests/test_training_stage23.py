@@ -117,6 +117,10 @@ def test_config_files_and_ablation_switches():
     differing = {key for key in vars(turn45) if getattr(turn45_more, key) != getattr(turn45, key)}
     assert differing == {"output_dir", "init_from", "max_steps"}
     assert (turn45_more.init_from, turn45_more.max_steps) == ("runs/stage3_joint_turn45/transformer", 5000)
+    turn45_again = load_config(Stage3Config, CONFIGS / "stage3_joint_turn45_continued2.json")
+    differing = {key for key in vars(turn45_more) if getattr(turn45_again, key) != getattr(turn45_more, key)}
+    assert differing == {"output_dir", "init_from"}
+    assert turn45_again.init_from == "runs/stage3_joint_turn45_continued/transformer"
     big = load_config(Stage3Config, CONFIGS / "stage3_joint_5b.json")
     assert (big.preset, big.learning_rate, big.gradient_checkpointing, big.mixed_precision) == ("cogvideox-5b", 1e-5, True, "bf16")
     assert load_config(Stage2Config, CONFIGS / "stage2_t2m_5b.json").train_text_branch is False

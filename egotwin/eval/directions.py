@@ -30,6 +30,7 @@ import torch
 from scipy.stats import wilcoxon
 
 from egotwin.data.dataset import ClipDataset
+from egotwin.diffusion.guidance import GuidanceScales
 from egotwin.eval.visual_odometry import estimate_camera_path
 
 
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mode", choices=("t2vm", "tm2v"), default="t2vm",
                         help="tm2v: the clip's own motion is given and only the video is generated")
     parser.add_argument("--num_inference_steps", type=int, default=50)
+    parser.add_argument("--motion_guidance_scale", type=float, default=GuidanceScales.motion,
+                        help="w_m: how strongly the video follows the motion")
     parser.add_argument("--motion_lead", type=float, default=None,
                         help="t2vm: how far the motion's denoising runs ahead of the video's (0 = joint, as the paper; "
                         "default: the checkpoint's)")
@@ -200,7 +203,8 @@ def main(argv: list[str] | None = None) -> dict:
             truth = ground_truth_sample(item)
             generator = torch.Generator().manual_seed(args.seed * 1_000_003 + index)
             sample = generate_sample(
-                pipe, item, args.mode, generator, args.num_inference_steps, motion_lead=args.motion_lead
+                pipe, item, args.mode, generator, args.num_inference_steps,
+                GuidanceScales(motion=args.motion_guidance_scale), args.motion_lead,
             )
             rows.append(
                 {
@@ -213,7 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
         summary[probe.name], clips[probe.name] = summarize(probe, rows), rows
         print(probe.name, json.dumps(summary[probe.name]), flush=True)
     settings = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split, "seed": args.seed,
-                "num_inference_steps": args.num_inference_steps, "mode": args.mode}
+                "num_inference_steps": args.num_inference_steps, "mode": args.mode,
+                "motion_guidance_scale": args.motion_guidance_scale}
     if args.mode == "t2vm":
         settings["motion_lead"] = pipe.config.motion_lead if args.motion_lead is None else args.motion_lead
     out = Path(args.out)
