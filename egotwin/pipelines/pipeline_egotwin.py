@@ -413,8 +413,8 @@ class EgoTwinPipeline(DiffusionPipeline):
             num_inference_steps: sampler steps (CogVideoX DDIM, trailing spacing).
             guidance_scale, motion_guidance_scale, video_guidance_scale: w_t, w_m, w_v (`egotwin.diffusion.guidance`).
             motion_lead: t2vm only, in [0, 1); None takes the checkpoint's (`config.motion_lead`, used in t2vm only).
-                How far the motion's denoising runs ahead of the video's. 0 is the
-                paper's joint sampling (both at the same t every step, Eq. 4). With lead L the motion takes
+                How far the motion's denoising runs ahead of the video's. 0 is the paper's joint sampling (both at
+                the same t every step, Eq. 4). With lead L the motion takes
                 `round((1 - L) * num_inference_steps)` steps of its own schedule while the video takes all of its
                 steps, so at every step the motion is less noisy than the video; once the motion is clean, the
                 video's remaining steps are TM2V's (Eq. 3) on it. Asynchronous timesteps in training are what make
