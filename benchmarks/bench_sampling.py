@@ -137,7 +137,7 @@ def main() -> None:
         cpu.append(time.process_time() - start_cpu)
     print(
         f"T2VM 5 s sample, {pipe.width}x{pipe.height}, {args.steps} steps, motion lead "
-        f"{pipe.config.motion_lead if args.motion_lead is None else args.motion_lead}, guidance (4 rows/step batched, "
+        f"{pipe.motion_lead_for('t2vm', args.motion_lead)}, guidance (4 rows/step batched, "
         "3 once the motion is done), text encoding, "
         f"VAE and motion decode included: {statistics.median(t2vm):.2f} s (median of {args.samples}; "
         f"all: {', '.join(f'{t:.2f}' for t in t2vm)}) (target < 10 s)"

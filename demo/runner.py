@@ -28,7 +28,7 @@ from demo.inputs import (
 from demo.session import Session
 from egotwin.diffusion.guidance import MODES, GuidanceScales
 from egotwin.motion import Motion
-from egotwin.pipelines import EgoTwinPipeline, EgoTwinPipelineOutput
+from egotwin.pipelines import EgoTwinPipeline, EgoTwinPipelineOutput, check_motion_lead
 from egotwin.render import export_all, render_body_view
 
 try:  # the viewpoint-alignment figures are optional: the demo runs without the evaluation package
@@ -178,9 +178,10 @@ class DemoRunner:
         inputs = {"num_inference_steps": steps, **{k: float(v) for k, v in scales.items()}}
         lead = settings.motion_lead
         if lead is not None:
-            if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not 0 <= lead < 1:
-                raise InputError(f"The motion lead must be at least 0 and below 1, got {lead}.")
-            inputs["motion_lead"] = float(lead)
+            try:
+                inputs["motion_lead"] = check_motion_lead(lead)
+            except ValueError:
+                raise InputError(f"The motion lead must be at least 0 and below 1, got {lead}.") from None
         return inputs
 
     # ------------------------------------------------------------------------------------------ running

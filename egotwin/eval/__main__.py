@@ -342,9 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
         "num_inference_steps": None if args.ground_truth else args.num_inference_steps,
         "mode": None if args.ground_truth else args.mode,
         "guidance (text, motion, video)": None if args.ground_truth else [scales.text, scales.motion, scales.video],
-        "motion_lead": None
-        if args.ground_truth or args.mode != "t2vm"
-        else (pipe.config.motion_lead if args.motion_lead is None else args.motion_lead),
+        "motion_lead": None if args.ground_truth or args.mode != "t2vm" else pipe.motion_lead_for("t2vm", args.motion_lead),
         "checkpoint": args.checkpoint,
         "video_vae": args.video_vae,
         "evaluators": args.evaluators,

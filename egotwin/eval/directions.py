@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "num_inference_steps": args.num_inference_steps, "mode": args.mode,
                 "motion_guidance_scale": args.motion_guidance_scale}
     if args.mode == "t2vm":
-        settings["motion_lead"] = pipe.config.motion_lead if args.motion_lead is None else args.motion_lead
+        settings["motion_lead"] = pipe.motion_lead_for("t2vm", args.motion_lead)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     turns = turns_summary(clips)

@@ -54,13 +54,19 @@ from egotwin.world.clip_format import NUM_MOTION_FRAMES, NUM_VIDEO_FRAMES, read_
 _COMPONENTS = ("transformer", "vae", "motion_vae", "scheduler")
 
 
-def motion_denoising_steps(mode: str, num_inference_steps: int, motion_lead: float) -> int:
-    """How many sampler steps the motion takes for `motion_lead` (see `EgoTwinPipeline.__call__`); ValueError if invalid."""
+def check_motion_lead(motion_lead) -> float:
+    """A T2VM motion lead (see `EgoTwinPipeline.__call__`) as a float; ValueError unless a number in [0, 1)."""
     if isinstance(motion_lead, bool) or not isinstance(motion_lead, (int, float)) or not 0.0 <= motion_lead < 1.0:
         raise ValueError(f"motion_lead must be a number in [0, 1), got {motion_lead!r}")
+    return float(motion_lead)
+
+
+def motion_denoising_steps(mode: str, num_inference_steps: int, motion_lead: float) -> int:
+    """How many sampler steps the motion takes for `motion_lead` (see `EgoTwinPipeline.__call__`); ValueError if invalid."""
+    motion_lead = check_motion_lead(motion_lead)
     if motion_lead and mode != "t2vm":
         raise ValueError(f"motion_lead is for mode 't2vm' (both generated); mode {mode!r} has one generated modality")
-    return max(1, round((1.0 - float(motion_lead)) * num_inference_steps))
+    return max(1, round((1.0 - motion_lead) * num_inference_steps))
 
 
 @dataclass
@@ -144,9 +150,8 @@ class EgoTwinPipeline(DiffusionPipeline):
             camera_eye_offset=[float(x) for x in camera_eye_offset],
             camera_pitch_down_deg=float(camera_pitch_down_deg),
             camera_fov_deg=float(camera_fov_deg),
-            motion_lead=float(motion_lead),
+            motion_lead=check_motion_lead(motion_lead),
         )
-        motion_denoising_steps("t2vm", 50, self.config.motion_lead)  # validates it
         use_mkldnn_conv3d(vae)
         self.representation = get_representation(motion_vae.config.representation)
         if feature_stats.dim != self.representation.dim:
@@ -227,6 +232,12 @@ class EgoTwinPipeline(DiffusionPipeline):
         )
 
     # ------------------------------------------------------------------------------------------- inputs
+    def motion_lead_for(self, mode: str, motion_lead: float | None = None) -> float:
+        """The motion lead a call in `mode` uses: `motion_lead`, or when None the checkpoint's in t2vm (0 elsewhere)."""
+        if motion_lead is not None:
+            return motion_lead
+        return self.config.motion_lead if mode == "t2vm" else 0.0
+
     def check_inputs(
         self,
         prompt: str,
@@ -430,9 +441,7 @@ class EgoTwinPipeline(DiffusionPipeline):
             ["latents"] if callback_on_step_end_tensor_inputs is None else list(callback_on_step_end_tensor_inputs)
         )
         self.check_inputs(prompt, mode, image, initial_pose, motion, video, num_inference_steps, tensor_inputs)
-        if motion_lead is None:
-            motion_lead = self.config.motion_lead if mode == "t2vm" else 0.0
-        motion_steps = motion_denoising_steps(mode, num_inference_steps, motion_lead)
+        motion_steps = motion_denoising_steps(mode, num_inference_steps, self.motion_lead_for(mode, motion_lead))
         device = self._execution_device
         dtype = self.transformer.dtype
 
