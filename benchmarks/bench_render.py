@@ -20,9 +20,9 @@ from pathlib import Path
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
+from egotwin.data.clip_format import read_clip, read_metadata  # noqa: E402
 from egotwin.motion.bvh import save_bvh  # noqa: E402
 from egotwin.render import compose_side_by_side, export_all, render_body_view, save_glb, write_egocentric  # noqa: E402
-from egotwin.world.clip_format import read_clip, read_metadata  # noqa: E402
 
 DEFAULT_DATA = Path("data/egoworld")
 

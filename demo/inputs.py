@@ -18,9 +18,9 @@ import numpy as np
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image, ImageOps
 
+from egotwin.data.constants import VIDEO_FPS
 from egotwin.motion import Motion, MotionFileError, load_bvh
 
-VIDEO_FPS = 8
 CLIP_SECONDS = 5.0
 MB = 1 << 20
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from PIL import Image
 
 from demo.inputs import EXAMPLES_DIR, POSES_DIR
-from egotwin.world.clip_format import read_clip, read_metadata, write_video
+from egotwin.data.clip_format import read_clip, read_metadata, write_video
 from egotwin.world.generate import generate
 
 SEED = 7

@@ -26,7 +26,8 @@ from demo.inputs import (
     random_seed,
 )
 from demo.session import Session
-from egotwin.diffusion.guidance import MODES, GuidanceScales
+from egotwin.data.constants import MODES
+from egotwin.diffusion.guidance import GuidanceScales
 from egotwin.motion import Motion
 from egotwin.pipelines import EgoTwinPipeline, EgoTwinPipelineOutput, check_motion_lead
 from egotwin.render import export_all, render_body_view

@@ -26,9 +26,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from demo.inputs import EXAMPLES_DIR  # noqa: E402
+from egotwin.data.clip_format import read_video  # noqa: E402
 from egotwin.motion.motion import Motion  # noqa: E402
 from egotwin.render.export import export_all  # noqa: E402
-from egotwin.world.clip_format import read_video  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -24,9 +24,9 @@ from demo.inputs import (
     load_motion,
     load_video,
 )
+from egotwin.data.clip_format import write_video
 from egotwin.motion import Motion, save_bvh
 from egotwin.motion.random_motion import walking_motion
-from egotwin.world.clip_format import write_video
 
 
 def three_band_image(width: int, height: int) -> np.ndarray:

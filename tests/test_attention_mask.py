@@ -1,11 +1,11 @@
-"""The structured joint attention mask (spec section 6): its table against the rules, and probes through a model."""
+"""The structured joint attention mask (design "Attention mask"): its table against the rules, and probes through a model."""
 
 import pytest
 import torch
+from tiny_transformer import TINY_COGVIDEOX, TINY_MOTION
 
 from egotwin.models.attention_mask import build_attention_mask, video_motion_links
 from egotwin.models.transformer import EgoTwinTransformer3DModel
-from tiny_transformer import TINY_COGVIDEOX, TINY_MOTION
 
 TEXT, FRAMES, PER_FRAME, LATENTS = 3, 11, 4, 21
 

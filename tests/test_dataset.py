@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from egotwin.body.head_camera import HeadCameraRig
+from egotwin.data.clip_format import ClipFormatError, read_video
 from egotwin.data.dataset import ClipDataset
 from egotwin.motion.motion import Motion
-from egotwin.world.clip_format import ClipFormatError, read_video
 from egotwin.world.generate import WorldConfig, generate
 
 

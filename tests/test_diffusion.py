@@ -1,7 +1,8 @@
-"""Noise schedule, asynchronous diffusion loss and guidance (spec sections 7 and 9)."""
+"""Noise schedule, asynchronous diffusion loss and guidance (design "Asynchronous diffusion" and "Sampling and guidance")."""
 
 import pytest
 import torch
+from tiny_transformer import TINY_COGVIDEOX, TINY_MOTION
 
 from egotwin.diffusion import (
     GuidanceScales,
@@ -15,7 +16,6 @@ from egotwin.diffusion import (
     sample_timesteps,
 )
 from egotwin.models.transformer import EgoTwinTransformer3DModel
-from tiny_transformer import TINY_COGVIDEOX, TINY_MOTION
 
 B, F, M = 2, 3, 5
 
@@ -134,7 +134,7 @@ def test_training_on_the_loss_fits_a_fixed_batch():
 
 
 def direct_terms(model, mode, video, motion, t, text, null, noise_v, noise_m, t_m=None):
-    """Every guidance term by its own network call, written out from spec section 9 (t2vm: motion at `t_m`, default t)."""
+    """Every guidance term by its own network call, written out from design "Sampling and guidance" (t2vm: motion at `t_m`, default t)."""
 
     def e(z_v, z_m, c, t_v, t_m):
         with torch.no_grad():

@@ -8,7 +8,15 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from test_eval_visual_odometry import K, rotating_camera_video
 
-from egotwin.eval.directions import PROBES, forward_m, head_yaw_deg, probe_clips, summarize, turns_summary, video_yaw_deg
+from egotwin.eval.directions import (
+    PROBES,
+    forward_m,
+    head_yaw_deg,
+    probe_clips,
+    summarize,
+    turns_summary,
+    video_yaw_deg,
+)
 
 # OpenCV camera (x right, y down, z forward) of a person facing world +z with world +y up: +x is on the person's left
 FACING_Z = np.array([[-1.0, 0, 0], [0, -1, 0], [0, 0, 1]])

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from egotwin.data.clip_format import read_clip, read_metadata
 from egotwin.data.dataset import ClipDataset
 from egotwin.eval import clip_consistency, viewpoint_alignment
-from egotwin.eval.consistency import still_camera_alignment
 from egotwin.eval.__main__ import ground_truth_sample, item_frames
 from egotwin.eval.__main__ import main as eval_main
+from egotwin.eval.consistency import still_camera_alignment
 from egotwin.eval.evaluators import HandDetector, TextMotionEvaluator, VideoTextEvaluator, load_evaluators
 from egotwin.eval.hands import hands_in_view, motion_hands_in_view
 from egotwin.eval.metrics import binary_f1
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import load_pretrained_video_vae, small_video_vae
-from egotwin.world.clip_format import read_clip, read_metadata
 from egotwin.world.generate import generate
 from training.build_pipeline import random_pipeline
 from training.train_evaluators import EvaluatorConfig, load_split, train

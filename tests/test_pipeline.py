@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from egotwin.body.rotations import rotation_about_y
+from egotwin.data.clip_format import write_video
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import decode_video, encode_video
 from egotwin.motion.motion import Motion
 from egotwin.motion.random_motion import walking_motion
 from egotwin.pipelines import EgoTwinPipeline, EgoTwinPipelineOutput
-from egotwin.world.clip_format import write_video
 from training.build_pipeline import folder_size, random_pipeline
 from training.build_pipeline import main as build_pipeline_main
 

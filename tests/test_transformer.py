@@ -7,11 +7,11 @@ import torch
 from accelerate import init_empty_weights
 from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
 from diffusers.models.embeddings import get_1d_sincos_pos_embed_from_grid
+from tiny_transformer import TINY_COGVIDEOX as TINY
+from tiny_transformer import TINY_MOTION
 
 from egotwin.models.presets import build_transformer, parameter_counts, transformer_config
 from egotwin.models.transformer import EgoTwinTransformer3DModel
-from tiny_transformer import TINY_COGVIDEOX as TINY
-from tiny_transformer import TINY_MOTION
 
 TINY_COGVIDEOX = dict(**TINY, num_layers=4, sample_width=8, sample_height=8, max_text_seq_length=7)
 MOTION = TINY_MOTION

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+import egotwin.world.generate as generate_module
 from egotwin.body.head_camera import HeadCameraRig, project
 from egotwin.body.skeleton import HEAD, LEFT_WRIST, RIGHT_WRIST
+from egotwin.data.clip_format import read_clip, read_metadata
 from egotwin.motion.motion import Motion
 from egotwin.world.__main__ import main
 from egotwin.world.apartment import generate_apartment
 from egotwin.world.body_motion import BodyControls, synthesize_motion
-from egotwin.world.clip_format import read_clip, read_metadata
-import egotwin.world.generate as generate_module
 from egotwin.world.generate import WorldConfig, generate
 from egotwin.world.render import EgoRenderer
 

@@ -278,7 +278,7 @@ def read_log(output_dir: str | Path) -> list[dict]:
 
 
 def build_clip_dataset(data_root: str, split: str) -> Dataset:
-    """The EgoWorld clip data set of `data_root` / `split` (items: spec section 2 layout, see `egotwin.data.dataset`),
+    """The EgoWorld clip data set of `data_root` / `split` (items: the layout of design "Time layout", see `egotwin.data.dataset`),
     or `SyntheticClips` for `data_root` = 'synthetic:N' (the split picks the seed, so train and val differ)."""
     if not data_root:
         raise ValueError("data_root is not set: point it at an EgoWorld clip folder (or 'synthetic:N' for a smoke run)")

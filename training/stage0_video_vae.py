@@ -1,4 +1,4 @@
-"""Stage 0: train the small CogVideoX video VAE on EgoWorld video (spec section 8; full scale loads a pretrained one).
+"""Stage 0: train the small CogVideoX video VAE on EgoWorld video (design "Training stages"; full scale loads a pretrained one).
 
     python -m training.stage0_video_vae --config training/configs/stage0_video_vae.json --data_root DATA
 

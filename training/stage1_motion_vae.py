@@ -1,4 +1,4 @@
-"""Stage 1: train the causal motion VAE on EgoWorld motion (spec sections 4 and 8).
+"""Stage 1: train the causal motion VAE on EgoWorld motion (design "Tokenizers" and "Training stages").
 
     python -m training.stage1_motion_vae --config training/configs/stage1_motion_vae.json --data_root DATA
 

@@ -1,4 +1,4 @@
-"""Stage 3: joint text-video-motion training (spec section 8): asynchronous timesteps, the structured attention mask,
+"""Stage 3: joint text-video-motion training (design "Training stages"): asynchronous timesteps, the structured attention mask,
 10% text dropout, video + motion diffusion loss; all weights train.
 
     python -m training.stage3_joint --config training/configs/stage3_joint.json --latents CACHE --output_dir runs/stage3_joint

@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import trimesh
 
 from egotwin.body.builtin import DEFAULT_HEIGHT, builtin_mannequin, builtin_rest_joints
 from egotwin.body.kinematics import forward_kinematics
 from egotwin.body.skeleton import NUM_BODY_JOINTS, NUM_JOINTS
+
+if TYPE_CHECKING:
+    import trimesh
 
 SMPLX_DIR_ENV = "EGOTWIN_SMPLX_DIR"
 
@@ -110,6 +113,8 @@ class BodyModel:
 
     def to_trimesh(self, vertices: torch.Tensor | np.ndarray | None = None) -> trimesh.Trimesh:
         """The mesh with per-vertex colours, at `vertices` (V, 3) (e.g. one frame of `pose`) or at rest."""
+        import trimesh  # only the renderers need it; sampling must not load it
+
         vertices = self.vertices if vertices is None else vertices
         if isinstance(vertices, torch.Tensor):
             vertices = vertices.detach().cpu().numpy()

@@ -12,12 +12,15 @@ bone, with a shirt, trousers, shoes, bare skin-coloured hands (palm + five finge
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import trimesh
 
 from egotwin.body.skeleton import JOINT_INDEX, JOINT_NAMES
+
+if TYPE_CHECKING:
+    import trimesh
 
 DEFAULT_HEIGHT = 1.70
 
@@ -78,6 +81,8 @@ class MannequinMesh:
 
 def _capsule(a: np.ndarray, b: np.ndarray, radius: float) -> trimesh.Trimesh:
     """Capsule whose end-sphere centres are a and b."""
+    import trimesh
+
     axis = b - a
     length = float(np.linalg.norm(axis))
     mesh = trimesh.creation.capsule(height=length, radius=radius, count=[8, 8])
@@ -88,6 +93,8 @@ def _capsule(a: np.ndarray, b: np.ndarray, radius: float) -> trimesh.Trimesh:
 
 
 def _ellipsoid(center: np.ndarray, radii: tuple[float, float, float]) -> trimesh.Trimesh:
+    import trimesh
+
     mesh = trimesh.creation.icosphere(subdivisions=2)
     mesh.apply_scale(radii)
     mesh.apply_translation(center)
@@ -95,6 +102,8 @@ def _ellipsoid(center: np.ndarray, radii: tuple[float, float, float]) -> trimesh
 
 
 def _box(low: tuple[float, float, float], high: tuple[float, float, float]) -> trimesh.Trimesh:
+    import trimesh
+
     low_, high_ = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     lo, hi = np.minimum(low_, high_), np.maximum(low_, high_)
     return trimesh.creation.box(extents=hi - lo, transform=trimesh.transformations.translation_matrix((lo + hi) / 2))
@@ -124,6 +133,8 @@ def builtin_mannequin(height: float = DEFAULT_HEIGHT) -> MannequinMesh:
     Every part is a closed, consistently wound primitive (capsule, ellipsoid or box) attached to the joint whose
     rotation moves it in SMPL-X skinning: a bone's part belongs to the bone's proximal joint (thigh -> hip).
     """
+    import trimesh  # imported here: sampling code imports this module and must not load the mesh library
+
     h = height
     j = builtin_rest_joints(height, dtype=torch.float64).numpy()
     J = JOINT_INDEX

@@ -1,4 +1,4 @@
-"""`ClipDataset`: the torch Dataset over the clip format (docs/clip_format.md), in the tensor layout of spec section 2.
+"""`ClipDataset`: the torch Dataset over the clip format (docs/clip_format.md), in the tensor layout of design "Time layout".
 
 Each item is a dict:
     video            float32 (3, 41, H, W) in [-1, 1]   channel first, time second (CogVideoX VAE input without batch)
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from egotwin.world.clip_format import SPLITS, ClipFormatError, read_clip, read_metadata
+from egotwin.data.clip_format import SPLITS, ClipFormatError, read_clip, read_metadata
 
 CLIP_FILES = ("video.mp4", "motion.npz", "cameras.npz", "caption.txt")
 

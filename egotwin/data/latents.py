@@ -42,7 +42,7 @@ STATS_FILE = "feature_stats.safetensors"
 
 def clip_motion(item: dict) -> Motion:
     """The canonicalised `Motion` of a clip item ("trans", "global_orient", "body_pose", "rest_joints"): frame 0's
-    head above the origin, facing +z (spec section 3)."""
+    head above the origin, facing +z (design "Head-centric motion")."""
     motion = Motion(
         trans=item["trans"], global_orient=item["global_orient"], body_pose=item["body_pose"], rest_joints=item["rest_joints"]
     )

@@ -1,4 +1,4 @@
-"""Classifier-free guidance over text and the other modality (paper Eq. 3 and 4, spec section 9).
+"""Classifier-free guidance over text and the other modality (paper Eq. 3 and 4, design "Sampling and guidance").
 
 "Dropping" a modality = feeding it as pure noise at timestep T (the last training timestep; pure noise under zero
 terminal SNR); "conditioning" on it = feeding it clean at timestep 0. With e(z_v, z_m, c, t_v, t_m) the network's
@@ -29,10 +29,10 @@ from typing import Literal
 
 import torch
 
+from egotwin.data.constants import MODES
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 
 GuidanceMode = Literal["t2vm", "tm2v", "tv2m"]
-MODES: tuple[str, ...] = ("t2vm", "tm2v", "tv2m")
 
 
 @dataclass(frozen=True)

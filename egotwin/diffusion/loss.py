@@ -1,4 +1,4 @@
-"""The asynchronous diffusion training loss (paper Eq. 2, spec sections 5 and 7).
+"""The asynchronous diffusion training loss (paper Eq. 2, design "Transformer" and "Asynchronous diffusion").
 
 Video and motion get independent timesteps (a `shared_timestep` switch gives the "w/o AD" ablation). The clean
 latents of I0 (video latent frame 0, `O^0`) and P0 (motion latent 0) replace their noisy versions in the input and

@@ -1,4 +1,4 @@
-"""The noise schedule shared by video and motion (spec section 7): CogVideoX's, from diffusers.
+"""The noise schedule shared by video and motion (design "Asynchronous diffusion"): CogVideoX's, from diffusers.
 
 v-prediction, zero terminal SNR (so timestep T = 999 is pure noise, which is what "dropping" a modality means in
 guidance), 1000 training steps, trailing timestep spacing at inference.

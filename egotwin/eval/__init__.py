@@ -1,4 +1,4 @@
-"""Evaluation of EgoTwin generations (spec section 10): video (I-FID, FVD, CLIP-SIM's replacement), motion (M-FID,
+"""Evaluation of EgoTwin generations (design "Metrics"): video (I-FID, FVD, CLIP-SIM's replacement), motion (M-FID,
 R-Precision, MM-Dist) and video-motion consistency (TransErr, RotErr, HandScore). `python -m egotwin.eval --help`."""
 
 from egotwin.eval.consistency import clip_consistency, viewpoint_alignment

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from egotwin.data.constants import MODES
 from egotwin.data.dataset import ClipDataset
 from egotwin.diffusion.guidance import GuidanceScales
 from egotwin.eval.consistency import clip_consistency, still_camera_alignment
@@ -41,8 +42,6 @@ from egotwin.eval.table import COLUMNS, metrics_table
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.models.video_vae import decode_video, encode_video, load_pretrained_video_vae
 from egotwin.motion.motion import Motion
-
-MODES = ("t2vm", "tm2v", "tv2m")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

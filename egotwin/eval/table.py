@@ -7,7 +7,7 @@
 Each argument is a folder (or a results.json) written by `python -m egotwin.eval`, optionally named `label=path`.
 The first form writes the paper's columns, one row per run (mean ± std over that run's replications). `--ablation`
 adds, for the consistency metrics the paper ablates (TransErr, RotErr, HandScore), each variant's change against
-`full` in our runs and in the paper's (spec section 10), and whether the two agree in direction. A change smaller than
+`full` in our runs and in the paper's (design "Metrics"), and whether the two agree in direction. A change smaller than
 the replication spread (the two runs' standard deviations added) is called "within spread" and agrees with nothing.
 Writes table.md and table.json into --out.
 """
@@ -39,7 +39,7 @@ PAPER_ABLATION = {
     "wo_im": {"TransErr": 0.85, "RotErr": 0.89, "HandScore": 0.57},
     "wo_ad": {"TransErr": 0.74, "RotErr": 0.62, "HandScore": 0.73},
 }
-"""The paper's ablation on Nymeria (spec section 10): full EgoTwin, w/o MR (root-centric motion), w/o IM (full
+"""The paper's ablation on Nymeria (design "Metrics"): full EgoTwin, w/o MR (root-centric motion), w/o IM (full
 attention), w/o AD (one shared timestep)."""
 VARIANT_NAMES = {
     "full": "EgoTwin (full)",

@@ -1,4 +1,4 @@
-"""The structured joint attention mask of EgoTwin (spec section 6).
+"""The structured joint attention mask of EgoTwin (design "Attention mask").
 
 Token order in the joint attention is ``[text, video, motion]``. Video latent frame ``i`` is the observation
 ``O^i``; motion latent 0 encodes the initial pose P0 and the action ``A^i`` is motion latents ``{2i+1, 2i+2}``,

@@ -1,4 +1,4 @@
-"""The causal motion VAE (the paper's stage 1, spec section 4): 4k+1 motion frames (B, T, D) -> k+1 latents (B, k+1, C).
+"""The causal motion VAE (the paper's stage 1, design "Tokenizers"): 4k+1 motion frames (B, T, D) -> k+1 latents (B, k+1, C).
 
 Every convolution is a 1D convolution padded on the left only, and the two 2x temporal downsamplings map
 4k+1 -> 2k+1 -> k+1 with frame 0 kept apart (a stride-2 kernel-3 convolution with two frames of left padding puts frame 0
@@ -232,7 +232,7 @@ def motion_vae_loss(
     loss_groups: dict[str, torch.Tensor],
     kl_weight: float = 1e-4,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Per-group smooth-L1 reconstruction averaged over the groups, plus `kl_weight` x mean KL (spec section 4).
+    """Per-group smooth-L1 reconstruction averaged over the groups, plus `kl_weight` x mean KL (design "Tokenizers").
 
     reconstruction, target: (B, T, D) z-scored; loss_groups: name -> LongTensor of feature indices (from the
     representation). Averaging group means (not all features) keeps the 6-feature head groups from being drowned by

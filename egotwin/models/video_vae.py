@@ -1,4 +1,4 @@
-"""The video VAE: diffusers' `AutoencoderKLCogVideoX` (spec section 4), small or pretrained, and the latent layout helpers.
+"""The video VAE: diffusers' `AutoencoderKLCogVideoX` (design "Tokenizers"), small or pretrained, and the latent layout helpers.
 
 Full scale loads the pretrained CogVideoX VAE from a local diffusers folder, frozen, with tiling and slicing to bound
 memory. The small embedded model is a small configuration of the same class (4x temporal compression and 16 latent

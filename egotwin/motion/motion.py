@@ -27,8 +27,7 @@ from egotwin.body.rotations import (
     rotation_about_y,
 )
 from egotwin.body.skeleton import HEAD, NUM_BODY_JOINTS, NUM_JOINTS
-
-MOTION_FPS = 16.0  # spec section 2
+from egotwin.data.constants import MOTION_FPS
 
 
 def _check_rigid_transform(transform: torch.Tensor, atol: float = 1e-4) -> None:
@@ -258,7 +257,7 @@ class Motion:
         return replace(self, trans=new_pelvis - self.rest_joints[0], global_orient=rot @ self.global_orient)
 
     def canonicalize(self) -> tuple["Motion", torch.Tensor]:
-        """The motion in its canonical frame (spec section 3) and the (4, 4) transform that was applied, so that
+        """The motion in its canonical frame (design "Head-centric motion") and the (4, 4) transform that was applied, so that
         cameras and scenes recorded with it can be moved the same way."""
         transform = self.canonical_transform()
         return self.transformed(transform), transform

@@ -13,7 +13,8 @@ import torch
 from egotwin.body.builtin import builtin_rest_joints
 from egotwin.body.rotations import axis_angle_to_matrix, quaternion_to_matrix, rotation_about_y
 from egotwin.body.skeleton import JOINT_INDEX, NUM_JOINTS
-from egotwin.motion.motion import MOTION_FPS, Motion
+from egotwin.data.constants import MOTION_FPS
+from egotwin.motion.motion import Motion
 
 
 def _smooth_signal(shape: tuple[int, ...], times: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -3,7 +3,7 @@
 A representation turns T frames of motion (parent-relative joint rotations + SMPL-X `trans` on a rest skeleton) into a
 (T, D) feature matrix and back. It knows its named parts (`parts`: name -> slice of the D features, `part_shapes`:
 name -> per-frame shape), packs and unpacks them, and groups features for the per-group losses of the motion VAE
-(`loss_groups`). Two exist: the head-centric one EgoTwin trains with (spec section 3) and the root-centric one of the
+(`loss_groups`). Two exist: the head-centric one EgoTwin trains with (design "Head-centric motion") and the root-centric one of the
 "w/o MR" ablation. Neither canonicalises: callers put the motion in its canonical frame first (`Motion.canonicalize()`).
 """
 
@@ -19,7 +19,8 @@ from egotwin.body.builtin import builtin_rest_joints
 from egotwin.body.head_camera import HeadCameraRig
 from egotwin.body.kinematics import forward_kinematics
 from egotwin.body.skeleton import HEAD, NUM_JOINTS
-from egotwin.motion.motion import MOTION_FPS, Motion
+from egotwin.data.constants import MOTION_FPS
+from egotwin.motion.motion import Motion
 
 
 class MotionRepresentation(ABC):

@@ -1,4 +1,4 @@
-"""The root-centric motion representation (HumanML3D style), for the "w/o MR" ablation (spec section 3).
+"""The root-centric motion representation (HumanML3D style), for the "w/o MR" ablation (design "Head-centric motion").
 
 The body is described from its pelvis ("root") and the pelvis's heading: the yaw of its forward (+z) axis about the
 world up axis, H_k = rotation about y by yaw_k. Per motion frame k (r_k: pelvis world position, P_kj: joint positions):
@@ -36,7 +36,7 @@ import torch
 from egotwin.body.kinematics import forward_kinematics
 from egotwin.body.rotations import matrix_to_rotation_6d, rotation_6d_to_matrix, rotation_about_y
 from egotwin.body.skeleton import FOOT_JOINTS, NUM_BODY_JOINTS, NUM_JOINTS, PELVIS
-from egotwin.motion.motion import MOTION_FPS
+from egotwin.data.constants import MOTION_FPS
 from egotwin.motion.representation import MotionRepresentation, previous_frame
 
 

@@ -39,17 +39,18 @@ from diffusers.video_processor import VideoProcessor
 from egotwin.body.body_model import BodyModel, load_body_model
 from egotwin.body.builtin import DEFAULT_HEIGHT
 from egotwin.body.head_camera import HeadCameraRig
+from egotwin.data.clip_format import read_video
+from egotwin.data.constants import MODES, MOTION_FPS, NUM_MOTION_FRAMES, NUM_VIDEO_FRAMES
 from egotwin.data.latents import STATS_FILE
-from egotwin.diffusion.guidance import MODES, GuidanceScales, guided_prediction
+from egotwin.diffusion.guidance import GuidanceScales, guided_prediction
 from egotwin.diffusion.loss import replace_initial
 from egotwin.models.motion_vae import MotionVAE
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import decode_video, encode_video, use_mkldnn_conv3d
-from egotwin.motion.motion import MOTION_FPS, Motion
+from egotwin.motion.motion import Motion
 from egotwin.motion.normalization import FeatureStats
 from egotwin.motion.representation import get_representation
-from egotwin.world.clip_format import NUM_MOTION_FRAMES, NUM_VIDEO_FRAMES, read_video
 
 _COMPONENTS = ("transformer", "vae", "motion_vae", "scheduler")
 

@@ -15,8 +15,7 @@ import numpy as np
 from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
 from PIL import Image, ImageDraw, ImageFont
 
-from egotwin.motion.motion import MOTION_FPS
-from egotwin.world.clip_format import VIDEO_FPS
+from egotwin.data.constants import MOTION_FPS, VIDEO_FPS
 
 CAPTION_HEIGHT = 44  # pixels: two lines of text
 CRF = 18  # x264 quality: visually lossless for these flat renders

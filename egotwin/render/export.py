@@ -10,12 +10,12 @@ import torch
 
 from egotwin.body.body_model import BodyModel
 from egotwin.body.head_camera import HeadCameraRig
+from egotwin.data.constants import VIDEO_FPS
 from egotwin.motion.bvh import save_bvh
 from egotwin.motion.motion import Motion
 from egotwin.render.body_view import check_intrinsics, shared_renderer
 from egotwin.render.compose import Mp4Writer, SideBySide, check_frames, write_egocentric
 from egotwin.render.gltf import save_glb
-from egotwin.world.clip_format import VIDEO_FPS
 
 FILE_NAMES = {
     "side_by_side": "side_by_side.mp4",

@@ -21,7 +21,8 @@ import torch
 
 from egotwin.body.kinematics import forward_kinematics, local_from_global
 from egotwin.body.skeleton import JOINT_INDEX, PARENTS
-from egotwin.motion.motion import MOTION_FPS, Motion
+from egotwin.data.constants import MOTION_FPS
+from egotwin.motion.motion import Motion
 
 SWING_FRACTION = 0.38  # share of a gait cycle each foot spends in the air
 STEP_LENGTH = 0.62  # metres per step (half a stride)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from egotwin.data.constants import MOTION_FPS, NUM_MOTION_FRAMES
 from egotwin.world.apartment import TABLE_KINDS, Apartment, Door, WorldObject
 from egotwin.world.body_motion import BodyControls
 
-NUM_FRAMES = 81  # spec section 2: 5 s at 16 fps, frame 0 = initial pose
-FPS = 16
+NUM_FRAMES = NUM_MOTION_FRAMES
+FPS = int(MOTION_FPS)
 EYE_HEIGHT = 1.58
 VIEW_HALF_ANGLE = math.radians(40)
 WALK_SPEED = 1.0  # m/s cruising speed

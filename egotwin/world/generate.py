@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 from egotwin.body.head_camera import HeadCameraRig
 from egotwin.body.skeleton import HEAD, LEFT_WRIST, RIGHT_WRIST
+from egotwin.data.clip_format import NUM_VIDEO_FRAMES, write_clip
 from egotwin.motion.motion import Motion
 from egotwin.world.apartment import Apartment, generate_apartment
 from egotwin.world.body_motion import synthesize_motion
-from egotwin.world.clip_format import NUM_VIDEO_FRAMES, write_clip
 from egotwin.world.episodes import TURN_SPEED, TURN_SPEED_DEG, Episode, plan_episode
 from egotwin.world.render import EgoRenderer
 
@@ -242,7 +242,7 @@ def generate(
     config: WorldConfig = WorldConfig(),
     progress: bool = True,
 ) -> list[dict]:
-    """Generate `num_clips` clips into `out` (see clip_format.py) and write `out/metadata.jsonl`; returns the records."""
+    """Generate `num_clips` clips into `out` (see egotwin/data/clip_format.py) and write `out/metadata.jsonl`; returns the records."""
     if num_clips < 1:
         raise ValueError(f"need at least one clip, got {num_clips}")
     if workers < 1:

@@ -9,7 +9,8 @@ import cv2
 import imageio.v3 as iio
 import numpy as np
 
-from egotwin.world.clip_format import VIDEO_FPS, read_clip, read_metadata, write_video
+from egotwin.data.clip_format import read_clip, read_metadata, write_video
+from egotwin.data.constants import VIDEO_FPS
 
 
 def _caption_strip(text: str, width: int, scale: float) -> np.ndarray:

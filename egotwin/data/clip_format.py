@@ -8,7 +8,7 @@
     DIR/<split>/<clip_id>/caption.txt  the caption, one line
     DIR/<split>/<clip_id>/world.npz    optional, synthetic clips only: door_angles (41, D), door_names (D,)
 
-Any source (real data included) that writes these files is readable by `egotwin.data.dataset.ClipDataset`.
+This is also the format of user data: any source (real data included) that writes these files is readable by `egotwin.data.dataset.ClipDataset`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import cv2
 import imageio.v3 as iio
 import numpy as np
 
+from egotwin.data.constants import MOTION_FPS, NUM_MOTION_FRAMES, NUM_VIDEO_FRAMES, SPLITS, VIDEO_FPS
 from egotwin.motion.motion import Motion, MotionFileError
 
-VIDEO_FPS = 8
-NUM_VIDEO_FRAMES = 41
-NUM_MOTION_FRAMES = 81
-SPLITS = ("train", "val", "test")
+__all__ = ["NUM_MOTION_FRAMES", "NUM_VIDEO_FRAMES", "SPLITS", "VIDEO_FPS", "ClipFormatError", "read_clip", "read_video",
+           "read_metadata", "write_clip", "write_video"]
 # fixed encoder settings: a single x264 thread makes the bitstream a pure function of the frames (deterministic)
 FFMPEG_PARAMS = [
     "-crf",
@@ -173,9 +172,9 @@ def read_clip(folder: str | Path) -> dict:
         raise ClipFormatError(f"{folder / 'motion.npz'}: missing")
     except MotionFileError as error:
         raise ClipFormatError(str(error)) from error
-    if motion.num_frames != NUM_MOTION_FRAMES or abs(motion.fps - 2 * VIDEO_FPS) > 1e-6:
+    if motion.num_frames != NUM_MOTION_FRAMES or abs(motion.fps - MOTION_FPS) > 1e-6:
         raise ClipFormatError(
-            f"{folder / 'motion.npz'}: need {NUM_MOTION_FRAMES} frames at {2 * VIDEO_FPS} fps, "
+            f"{folder / 'motion.npz'}: need {NUM_MOTION_FRAMES} frames at {MOTION_FPS:g} fps, "
             f"got {motion.num_frames} at {motion.fps}"
         )
     video_path = folder / "video.mp4"
