@@ -13,7 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.common import EpochBatchSampler, learning_rate_factor, load_config, make_optimizer, parse_config, read_log
+from egotwin.config import load_config, parse_config
+from training.common import EpochBatchSampler, learning_rate_factor, make_optimizer, read_log
 from training.stage0_video_vae import Stage0Config, spatial_crop, temporal_crop
 from training.stage0_video_vae import train as train_stage0
 from training.stage1_motion_vae import Stage1Config

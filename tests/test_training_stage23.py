@@ -17,6 +17,7 @@ import torch
 from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 
+from egotwin.config import load_config, parse_config
 from egotwin.data.latents import cache_latents, clip_motion
 from egotwin.models.motion_vae import MotionVAE
 from egotwin.models.text_encoder import TextEncoder
@@ -24,7 +25,7 @@ from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import small_video_vae
 from egotwin.motion.normalization import FeatureStats
 from egotwin.motion.representation import get_representation
-from training.common import load_config, parse_config, read_log, step_generator
+from training.common import read_log, step_generator
 from training.latent_training import (
     RUN_FILE,
     apply_text_dropout,

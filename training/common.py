@@ -13,18 +13,17 @@ Exact resumption rests on three things: the batch order is a pure function of (s
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
 import time
-import types
-import typing
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset, Sampler
+
+from egotwin.config import save_config
 
 CHECKPOINT_PREFIX = "step_"
 
@@ -63,59 +62,6 @@ class TrainConfig:
     """accelerate's setting: 'no', 'fp16' or 'bf16'."""
     num_workers: int = 0
     """DataLoader worker processes."""
-
-
-def _field_type(cls: type, name: str) -> type:
-    hint = typing.get_type_hints(cls)[name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
-        hint = args[0]
-    return hint
-
-
-def _convert(cls: type, name: str, value):
-    kind = _field_type(cls, name)
-    if kind is bool:
-        if isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"{cls.__name__}.{name}: expected a boolean, got '{value}'")
-            return value.lower() in ("true", "1", "yes")
-        return bool(value)
-    if typing.get_origin(kind) is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        return tuple(typing.get_args(kind)[0](v) for v in items)
-    return kind(value)
-
-
-def config_from_dict(cls: type, values: dict):
-    """A config dataclass from a dict; unknown keys are an error (a typo must not be ignored silently)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; fields are {sorted(names)}")
-    return cls(**{key: _convert(cls, key, value) for key, value in values.items()})
-
-
-def load_config(cls: type, path: str | Path | None = None, overrides: dict | None = None):
-    """Defaults, then the JSON file at `path`, then `overrides` (field name -> value or string)."""
-    values = json.loads(Path(path).read_text()) if path else {}
-    values.update(overrides or {})
-    return config_from_dict(cls, values)
-
-
-def parse_config(cls: type, argv: list[str] | None = None):
-    """The CLI generated from a config dataclass: `--config file.json` then `--<field> value` for any field."""
-    parser = argparse.ArgumentParser(description=cls.__doc__)
-    parser.add_argument("--config", default=None, help="JSON file with field values")
-    for field in dataclasses.fields(cls):
-        parser.add_argument(f"--{field.name}", default=None, help=f"(default: {field.default})")
-    args = vars(parser.parse_args(argv))
-    path = args.pop("config")
-    return load_config(cls, path, {k: v for k, v in args.items() if v is not None})
-
-
-def save_config(config, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------ batch order

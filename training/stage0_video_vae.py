@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKLCogVideoX
 from torch.utils.data import Dataset
 
+from egotwin.config import parse_config
 from egotwin.models.video_vae import (
     SMALL_VIDEO_VAE_CONFIG,
     latent_scaling_factor,
@@ -39,7 +40,6 @@ from training.common import (
     make_accelerator,
     make_loader,
     make_optimizer,
-    parse_config,
     resume_from,
     save_checkpoint,
     step_generator,

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, TensorDataset
 from egotwin.body.kinematics import forward_kinematics
 from egotwin.body.rotations import geodesic_angle
 from egotwin.body.skeleton import HEAD
+from egotwin.config import parse_config
 from egotwin.data.latents import clip_motion
 from egotwin.models.motion_vae import MotionVAE, motion_vae_loss
 from egotwin.models.video_vae import latent_scaling_factor
@@ -33,7 +34,6 @@ from training.common import (
     make_accelerator,
     make_loader,
     make_optimizer,
-    parse_config,
     resume_from,
     save_checkpoint,
     step_generator,

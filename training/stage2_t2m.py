@@ -14,8 +14,9 @@ import dataclasses
 
 import torch
 
+from egotwin.config import parse_config
 from egotwin.models.transformer import EgoTwinTransformer3DModel
-from training.common import make_accelerator, parse_config
+from training.common import make_accelerator
 from training.latent_training import DiffusionTrainConfig, build_stage_transformer, fit, open_caches
 
 

@@ -20,9 +20,10 @@ import torch
 from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import load_file
 
+from egotwin.config import parse_config
 from egotwin.models.presets import transformer_config
 from egotwin.models.transformer import EgoTwinTransformer3DModel
-from training.common import make_accelerator, parse_config
+from training.common import make_accelerator
 from training.latent_training import (
     DiffusionTrainConfig,
     LatentCaches,

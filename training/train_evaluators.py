@@ -20,13 +20,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from egotwin.config import parse_config
 from egotwin.data.latents import clip_motion
 from egotwin.eval.evaluators import HandDetector, TextMotionEvaluator, VideoTextEvaluator
 from egotwin.eval.metrics import binary_f1, r_precision
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.motion.normalization import FeatureStats
 from egotwin.motion.representation import get_representation
-from training.common import LossLog, TrainConfig, build_clip_dataset, make_accelerator, make_optimizer, parse_config
+from training.common import LossLog, TrainConfig, build_clip_dataset, make_accelerator, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
