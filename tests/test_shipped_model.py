@@ -46,6 +46,7 @@ def generate(pipe: EgoTwinPipeline, prompt: str, seed: int) -> np.ndarray:
     return np.asarray(out.camera_to_world, dtype=np.float64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_head_turns_and_walks_as_the_prompt_says(pipe, seed):
     # EgoWorld's turns are 90-180 degrees and its walks 1-2 m; positive yaw is to the person's left. From this start
