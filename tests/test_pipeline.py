@@ -423,3 +423,60 @@ def test_build_pipeline_random_tiny_preset_is_small_enough_to_ship(tmp_path, cap
     assert folder_size(tmp_path / "tiny") < 40e6
     tiny = EgoTwinPipeline.from_pretrained(tmp_path / "tiny")
     assert (tiny.height, tiny.width) == (64, 64) and tiny.transformer.dtype == torch.float32
+
+
+@pytest.mark.parametrize("mode", ["t2vm", "tm2v", "tv2m"])
+def test_dpm_scheduler_samples_every_mode_with_its_second_order_step(pipe, mode):
+    from diffusers import CogVideoXDPMScheduler
+
+    dpm = copy.copy(pipe)
+    dpm.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config)
+    calls = []
+    original = CogVideoXDPMScheduler.step
+
+    def recording_step(self, model_output, old_pred_original_sample, timestep, timestep_back, sample, **kwargs):
+        calls.append((old_pred_original_sample is None, timestep_back))
+        return original(self, model_output, old_pred_original_sample, timestep, timestep_back, sample, **kwargs)
+
+    inputs = {
+        "t2vm": {},
+        "tm2v": {"motion": walking_motion(duration=5.0)},
+        "tv2m": {"video": np.stack([start_frame(seed, 32, 32) for seed in range(41)]), "image": None},
+    }[mode]
+    CogVideoXDPMScheduler.step = recording_step
+    try:
+        out = dpm(PROMPT, num_inference_steps=3, generator=generator(0), mode=mode, **{"image": start_frame(), **inputs})
+    finally:
+        CogVideoXDPMScheduler.step = original
+    assert_contract(dpm, out)
+    modalities = 2 if mode == "t2vm" else 1
+    assert len(calls) == 3 * modalities
+    # each modality's first step has no previous estimate and no previous timestep; the later ones have both
+    assert sorted(calls, key=lambda c: not c[0])[:modalities] == [(True, None)] * modalities
+    assert all(not first and back is not None for first, back in sorted(calls, key=lambda c: not c[0])[modalities:])
+    ddim = pipe(PROMPT, num_inference_steps=3, generator=generator(0), mode=mode, **{"image": start_frame(), **inputs})
+    if mode == "tv2m":
+        assert not torch.allclose(out.motion.trans, ddim.motion.trans)
+    else:
+        assert not np.array_equal(out.frames, ddim.frames)
+
+
+def test_a_list_of_prompts_makes_a_batch_equal_to_single_calls(pipe):
+    prompts = [PROMPT, "turn to the left"]
+    images = [start_frame(0), start_frame(3)]
+    batch = pipe(prompts, image=images, num_inference_steps=STEPS, generator=[generator(1), generator(2)])
+    assert [out.prompt for out in batch] == prompts
+    for prompt, image, seed, out in zip(prompts, images, (1, 2), batch):
+        single = pipe(prompt, image=image, num_inference_steps=STEPS, generator=generator(seed))
+        np.testing.assert_array_equal(out.frames, single.frames)
+        torch.testing.assert_close(out.motion.trans, single.motion.trans, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="image is a list of 1 for 2 prompts"):
+        pipe(prompts, image=images[:1], num_inference_steps=STEPS)
+    with pytest.raises(ValueError, match="empty list"):
+        pipe([], image=images[0])
+
+
+def test_attention_kwargs_are_refused_not_ignored(pipe):
+    with pytest.raises(ValueError, match="takes no attention_kwargs"):
+        run(pipe, attention_kwargs={"scale": 0.5})
+    assert_contract(pipe, run(pipe, attention_kwargs={}))

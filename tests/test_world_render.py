@@ -185,7 +185,7 @@ def test_open_door_clip_shows_the_door_opening(body):
 
 
 def test_cli_generate_and_preview(tmp_path, capsys):
-    assert main(["generate", "--out", str(tmp_path), "--clips", "2", "--seed", "4", "--workers", "1"]) == 0
+    assert main(["generate", "--output_dir", str(tmp_path), "--clips", "2", "--seed", "4", "--workers", "1"]) == 0
     assert len(read_metadata(tmp_path)) == 2
     assert main(["preview", str(tmp_path), "--clips", "2"]) == 0
     import imageio.v3 as iio
@@ -194,7 +194,7 @@ def test_cli_generate_and_preview(tmp_path, capsys):
     assert sheet.shape[0] > 2 * 64 and sheet.shape[1] >= 6 * 128
     assert (tmp_path / "preview.mp4").stat().st_size > 1000
     with pytest.raises(SystemExit):
-        main(["generate", "--out", str(tmp_path), "--clips", "2", "--width", "4"])
+        main(["generate", "--output_dir", str(tmp_path), "--clips", "2", "--width", "4"])
 
 
 @pytest.mark.slow
@@ -236,5 +236,6 @@ def test_a_journal_from_before_a_setting_existed_reads_as_its_default(tmp_path):
     slower = WorldConfig(clips_per_apartment=2, turn_speed_deg=45.0)
     with pytest.raises(ValueError, match="other settings"):
         generate_module._read_journal(journal, SEED, slower)
-    with pytest.raises(SystemExit):
-        main(["generate", "--out", str(tmp_path / "x"), "--clips", "1", "--turn-speed", "0"])
+    with pytest.raises(SystemExit, match="--turn_speed must be positive"):
+        main(["generate", "--output_dir", str(tmp_path / "x"), "--clips", "1", "--turn_speed", "0"])
+    assert not (tmp_path / "x").exists()

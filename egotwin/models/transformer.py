@@ -183,6 +183,8 @@ class EgoTwinBlock(CogVideoXBlock):
                 hidden_states, encoder_hidden_states, temb, image_rotary_emb, attention_kwargs
             )
             return video, text, None
+        if attention_kwargs:  # CogVideoX's processors take them; the joint processor has none, so never drop them
+            raise ValueError(f"the joint EgoTwin blocks take no attention_kwargs, got {sorted(attention_kwargs)}")
         text_len = encoder_hidden_states.size(1)
 
         # 1. Attention: each modality normed by its own adaLN, one joint attention.

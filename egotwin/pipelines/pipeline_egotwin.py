@@ -44,7 +44,7 @@ from egotwin.data.constants import MODES, MOTION_FPS, NUM_MOTION_FRAMES, NUM_VID
 from egotwin.data.latents import STATS_FILE
 from egotwin.diffusion.guidance import GuidanceScales, guided_prediction
 from egotwin.diffusion.loss import replace_initial
-from egotwin.models.motion_vae import MotionVAE
+from egotwin.models.motion_vae import MotionVAE, num_latent_frames
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import decode_video, encode_video, use_mkldnn_conv3d
@@ -68,6 +68,28 @@ def motion_denoising_steps(mode: str, num_inference_steps: int, motion_lead: flo
     if motion_lead and mode != "t2vm":
         raise ValueError(f"motion_lead is for mode 't2vm' (both generated); mode {mode!r} has one generated modality")
     return max(1, round((1.0 - motion_lead) * num_inference_steps))
+
+
+class _Stepper:
+    """One modality's sampler: a scheduler and its own timesteps, stepped with the signature the scheduler has.
+
+    CogVideoX's DDIM steps from (prediction, t, sample); its DPM solver is second order and also takes its previous
+    clean estimate and the previous timestep (what diffusers' CogVideoX pipeline passes it)."""
+
+    def __init__(self, scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler, generator: torch.Generator | None):
+        self.scheduler, self.generator = scheduler, generator
+        self.previous_clean: torch.Tensor | None = None
+
+    def step(self, prediction: torch.Tensor, index: int, sample: torch.Tensor) -> torch.Tensor:
+        timesteps = self.scheduler.timesteps
+        if not isinstance(self.scheduler, CogVideoXDPMScheduler):
+            return self.scheduler.step(prediction, timesteps[index], sample, return_dict=False)[0]
+        previous_t = timesteps[index - 1] if index > 0 else None
+        sample, self.previous_clean = self.scheduler.step(
+            prediction, self.previous_clean, timesteps[index], previous_t, sample, generator=self.generator,
+            return_dict=False,
+        )
+        return sample
 
 
 @dataclass
@@ -103,7 +125,8 @@ class EgoTwinPipeline(DiffusionPipeline):
         transformer: the three-branch diffusion transformer.
         vae: the CogVideoX video VAE.
         motion_vae: the causal motion VAE (its config names the motion representation and latent scaling factor).
-        scheduler: CogVideoX DDIM (default) or DPM scheduler; video and motion each step their own copy.
+        scheduler: CogVideoX DDIM (default) or DPM scheduler (`CogVideoXDPMScheduler.from_config(
+            pipe.scheduler.config)`); video and motion each step their own copy.
         text_encoder_name: "minilm" or the path of a local CogVideoX folder (T5), loaded on first use.
         body_height: standing height of the built-in body that generated motion is decoded on.
         camera_eye_offset, camera_pitch_down_deg, camera_fov_deg: the `HeadCameraRig` the model was trained with.
@@ -396,33 +419,37 @@ class EgoTwinPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        prompt: str,
-        image: PIL.Image.Image | np.ndarray | None = None,
-        initial_pose: Motion | None = None,
+        prompt: str | list[str],
+        image: PIL.Image.Image | np.ndarray | list | None = None,
+        initial_pose: Motion | list[Motion | None] | None = None,
         mode: str = "t2vm",
-        motion: Motion | None = None,
-        video: np.ndarray | str | Path | None = None,
+        motion: Motion | list[Motion] | None = None,
+        video: np.ndarray | str | Path | list | None = None,
         num_inference_steps: int = 50,
         guidance_scale: float = GuidanceScales.text,
         motion_guidance_scale: float = GuidanceScales.motion,
         video_guidance_scale: float = GuidanceScales.video,
         motion_lead: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         callback_on_step_end: Callable[["EgoTwinPipeline", int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
+        attention_kwargs: dict[str, Any] | None = None,
         return_dict: bool = True,
-    ) -> EgoTwinPipelineOutput | tuple[np.ndarray, Motion]:
-        """Generate one 5 s clip.
+    ) -> EgoTwinPipelineOutput | tuple[np.ndarray, Motion] | list:
+        """Generate one 5 s clip, or one per prompt when `prompt` is a list.
 
         Args:
-            prompt: what the wearer does.
+            prompt: what the wearer does. A list of B prompts makes a batch: `image`, `initial_pose`, `motion`,
+                `video` and `generator` are then each one value shared by all or a list of B, and the call returns a
+                list of B outputs. The batch is sampled one clip after another (the same numbers as B single calls
+                with the same generators), which is what a CPU gives anyway.
             image: start frame I0 (PIL image or `(H, W, 3)` uint8, any size: center-cropped and resized), for t2vm/tm2v.
             initial_pose: start pose P0 (a Motion, its frame 0 is used), or None for the body's standing rest pose.
             mode: "t2vm" (generate both), "tm2v" (motion given), "tv2m" (video given).
             motion: tm2v's motion, any fps (resampled to 16 fps), at least 5 s; its first 5 s are used.
             video: tv2m's video, `(T, H, W, 3)` uint8 at 8 fps or a path to a video file (its frames taken as 8 fps);
                 its first 41 frames are used, frame 0 is I0.
-            num_inference_steps: sampler steps (CogVideoX DDIM, trailing spacing).
+            num_inference_steps: sampler steps of the pipeline's scheduler (CogVideoX DDIM or DPM).
             guidance_scale, motion_guidance_scale, video_guidance_scale: w_t, w_m, w_v (`egotwin.diffusion.guidance`).
             motion_lead: t2vm only, in [0, 1); None takes the checkpoint's (`config.motion_lead`, used in t2vm only).
                 How far the motion's denoising runs ahead of the video's. 0 is the paper's joint sampling (both at
@@ -436,8 +463,23 @@ class EgoTwinPipeline(DiffusionPipeline):
             callback_on_step_end: `fn(pipe, step_index, timestep, callback_kwargs) -> dict`, called after each step with
                 the tensors named in `callback_on_step_end_tensor_inputs` (default ["latents"]); tensors it returns
                 replace the pipeline's.
+            attention_kwargs: diffusers' per-call attention options; EgoTwin's joint attention has none, so any key
+                is refused (ValueError) rather than ignored.
             return_dict: False returns `(frames, motion)`.
         """
+        if attention_kwargs:
+            raise ValueError(
+                f"EgoTwin's joint attention takes no attention_kwargs (got {sorted(attention_kwargs)}); "
+                "LoRA scales and custom processors are not supported"
+            )
+        if isinstance(prompt, list):
+            return self._call_batch(
+                prompt, dict(image=image, initial_pose=initial_pose, motion=motion, video=video, generator=generator),
+                dict(mode=mode, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                     motion_guidance_scale=motion_guidance_scale, video_guidance_scale=video_guidance_scale,
+                     motion_lead=motion_lead, callback_on_step_end=callback_on_step_end,
+                     callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, return_dict=return_dict),
+            )
         tensor_inputs = (
             ["latents"] if callback_on_step_end_tensor_inputs is None else list(callback_on_step_end_tensor_inputs)
         )
@@ -477,7 +519,7 @@ class EgoTwinPipeline(DiffusionPipeline):
 
         # 4. Noise: the generated modalities start from it, a dropped modality is fed as it (at timestep T)
         num_video_latents = (NUM_VIDEO_FRAMES - 1) // self.vae_scale_factor_temporal + 1
-        num_motion_latents = (NUM_MOTION_FRAMES - 1) // 4 + 1
+        num_motion_latents = num_latent_frames(NUM_MOTION_FRAMES)
         video_shape = (1, num_video_latents, *video_latents.shape[2:])
         motion_shape = (1, num_motion_latents, motion_latents.shape[-1])
         latents = (
@@ -493,6 +535,7 @@ class EgoTwinPipeline(DiffusionPipeline):
         motion_scheduler = copy.deepcopy(self.scheduler)
         if motion_steps != num_inference_steps:
             motion_scheduler.set_timesteps(motion_steps, device=device)
+        video_stepper, motion_stepper = _Stepper(self.scheduler, generator), _Stepper(motion_scheduler, generator)
         scales = GuidanceScales(text=guidance_scale, motion=motion_guidance_scale, video=video_guidance_scale)
         timesteps = self.scheduler.timesteps
         with self.progress_bar(total=len(timesteps)) as progress_bar:
@@ -503,6 +546,7 @@ class EgoTwinPipeline(DiffusionPipeline):
                         motion_t = motion_scheduler.timesteps[i]
                     else:  # the motion is finished and clean: the video's remaining steps are TM2V's
                         step_mode = "tm2v"
+                motion_index = min(i, motion_steps - 1)
                 video_pred, motion_pred = guided_prediction(
                     self.transformer,
                     step_mode,
@@ -518,10 +562,9 @@ class EgoTwinPipeline(DiffusionPipeline):
                     motion_t if step_mode == "t2vm" else None,
                 )
                 if video_pred is not None:
-                    stepped = self.scheduler.step(video_pred, t, latents, return_dict=False)[0]
-                    latents = replace_initial(stepped.to(dtype), latents)
+                    latents = replace_initial(video_stepper.step(video_pred, i, latents).to(dtype), latents)
                 if motion_pred is not None:
-                    stepped = motion_scheduler.step(motion_pred, motion_t, motion_latents, return_dict=False)[0]
+                    stepped = motion_stepper.step(motion_pred, motion_index, motion_latents)
                     motion_latents = replace_initial(stepped.to(dtype), motion_latents)
                 if callback_on_step_end is not None:
                     available = {
@@ -556,6 +599,19 @@ class EgoTwinPipeline(DiffusionPipeline):
             seed=generator.initial_seed() if isinstance(generator, torch.Generator) else None,
             prompts=[prompt],
         )
+
+    def _call_batch(self, prompts: list[str], per_item: dict[str, Any], shared: dict[str, Any]) -> list:
+        """`__call__` for a list of prompts: each per-item input is one value for all or a list of one per prompt."""
+        if not prompts:
+            raise ValueError("prompt is an empty list; give at least one prompt")
+        for name, value in per_item.items():
+            if isinstance(value, list) and len(value) != len(prompts):
+                raise ValueError(f"{name} is a list of {len(value)} for {len(prompts)} prompts; give one per prompt")
+        items = [
+            {name: value[b] if isinstance(value, list) else value for name, value in per_item.items()}
+            for b in range(len(prompts))
+        ]
+        return [self(prompt, **item, **shared) for prompt, item in zip(prompts, items)]
 
     # ------------------------------------------------------------------------------------------ continuation
     def continue_from(
