@@ -30,5 +30,5 @@ for variant in full wo_mr wo_im wo_ad; do
   python -m egotwin.eval --checkpoint runs/ablation/pipe_$variant --mode t2vm --data data/egoworld --split test \
       --num_samples 64 --replications 3 --seed 0 --evaluators runs/evaluators --out runs/ablation/eval_$variant
 done
-python -m egotwin.eval.table --ablation full=runs/ablation/eval_full wo_mr=runs/ablation/eval_wo_mr \
-    wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --out runs/ablation/table
+python -m egotwin.eval.table full=runs/ablation/eval_full wo_mr=runs/ablation/eval_wo_mr \
+    wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --ablation true --output_dir runs/ablation/table

@@ -5,6 +5,7 @@ and agreement."""
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 from test_eval_visual_odometry import K, rotating_camera_video
 
@@ -12,6 +13,7 @@ from egotwin.eval.directions import (
     PROBES,
     forward_m,
     head_yaw_deg,
+    parse_args,
     probe_clips,
     summarize,
     turns_summary,
@@ -104,3 +106,14 @@ def test_turns_summary_signs_the_video_by_the_head_and_tests_it():
     assert turns["video_follows_head"] == 0 and np.isclose(turns["median_video_yaw_along_head_deg"], -35.0)
     assert turns["wilcoxon_p"] == 1.0
     assert turns_summary({"walk forward": [clip(0.0, 5.0)]}) == {"clips": 0}
+
+
+def test_command_line_speaks_the_shared_vocabulary():
+    config = parse_args(["--checkpoint", "pipe", "--data_root", "clips", "--output_dir", "out", "--motion_lead", "0.5"])
+    assert (config.checkpoint, config.data_root, config.output_dir, config.motion_lead) == ("pipe", "clips", "out", 0.5)
+    assert config.mode == "t2vm" and config.device == ""
+    missing = "--checkpoint is required; --output_dir is required; --mode must be t2vm or tm2v, got 'v2m'"
+    with pytest.raises(SystemExit, match=missing):
+        parse_args(["--data_root", "clips", "--mode", "v2m"])
+    with pytest.raises(SystemExit):
+        parse_args(["--data", "clips"])  # the old flag is gone, not ignored

@@ -1,7 +1,7 @@
 """Direction probe: does a checkpoint turn and move the way its prompt says, in the motion and in the video?
 
-    python -m egotwin.eval.directions --checkpoint assets/egotwin-tiny --data data/egoworld --split test \\
-        --clips_per_probe 6 --seed 0 --out runs/directions
+    python -m egotwin.eval.directions --checkpoint assets/egotwin-tiny --data_root data/egoworld --split test \\
+        --clips_per_probe 6 --seed 0 --output_dir runs/directions
 
 For each probe (turn left, turn right, walk forward, walk backward) it takes the first clips of the split whose
 actions and caption match, generates from each clip's own caption, start frame and start pose (T2VM; with `--mode
@@ -15,26 +15,26 @@ ground-truth clip:
 Agreement is the fraction of generated clips whose sign matches the probe's direction (left/right for yaw,
 forward/backward for displacement); for the turns also the fraction whose video turns the way their own generated head
 does, and over all turn clips how far the video turns along the head (median, with a signed-rank test). Writes
-directions.json and directions.md.
+directions.json and directions.md into `--output_dir`; `--help` lists every setting.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.stats import wilcoxon
 
+from egotwin.config import parse_config
 from egotwin.data.dataset import ClipDataset
 from egotwin.diffusion.guidance import GuidanceScales
 from egotwin.eval.visual_odometry import estimate_camera_path
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Probe:
     name: str
     actions: tuple[tuple[str, ...], ...]
@@ -113,7 +113,8 @@ def summarize(probe: Probe, rows: list[dict]) -> dict:
     out = {"clips": len(rows)}
     for source in ("ground_truth", "generated"):
         for quantity in ("head_yaw_deg", "video_yaw_deg", "forward_m"):
-            out[f"{source}_{quantity}"] = float(np.mean([row[source][quantity] for row in rows])) if rows else float("nan")
+            values = [row[source][quantity] for row in rows]
+            out[f"{source}_{quantity}"] = float(np.mean(values)) if rows else float("nan")
         out[f"{source}_agreement"] = (
             float(np.mean([np.sign(row[source][key]) == probe.sign for row in rows])) if rows else float("nan")
         )
@@ -150,8 +151,8 @@ def turns_summary(clips: dict[str, list[dict]]) -> dict:
 
 def markdown(summary: dict[str, dict], settings: dict, turns: dict | None = None) -> str:
     lines = [
-        "| probe | clips | head yaw GT / gen (deg) | video yaw GT / gen (deg) | forward GT / gen (m) | agreement gen motion "
-        "| agreement gen video | gen video turns with gen head |",
+        "| probe | clips | head yaw GT / gen (deg) | video yaw GT / gen (deg) | forward GT / gen (m) "
+        "| agreement gen motion | agreement gen video | gen video turns with gen head |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summary.items():
@@ -160,51 +161,88 @@ def markdown(summary: dict[str, dict], settings: dict, turns: dict | None = None
         lines.append(
             f"| {name} | {s['clips']} | {s['ground_truth_head_yaw_deg']:+.1f} / {s['generated_head_yaw_deg']:+.1f} | "
             f"{s['ground_truth_video_yaw_deg']:+.1f} / {s['generated_video_yaw_deg']:+.1f} | "
-            f"{s['ground_truth_forward_m']:+.2f} / {s['generated_forward_m']:+.2f} | {s['generated_agreement']:.0%} | {video_agreement} | {follows} |"
+            f"{s['ground_truth_forward_m']:+.2f} / {s['generated_forward_m']:+.2f} | {s['generated_agreement']:.0%} | "
+            f"{video_agreement} | {follows} |"
         )
     if turns and turns["clips"]:
-        lines += ["", f"All turns: the generated video turns with the generated head in {turns['video_follows_head']} of "
-                  f"{turns['clips']} clips; median video yaw along the head's turn {turns['median_video_yaw_along_head_deg']:+.1f} deg "
-                  f"(one-sided Wilcoxon signed-rank p = {turns['wilcoxon_p']:.3f})."]
+        lines += [
+            "",
+            f"All turns: the generated video turns with the generated head in {turns['video_follows_head']} of "
+            f"{turns['clips']} clips; median video yaw along the head's turn "
+            f"{turns['median_video_yaw_along_head_deg']:+.1f} deg (one-sided Wilcoxon signed-rank p = "
+            f"{turns['wilcoxon_p']:.3f}).",
+        ]
     lines += ["", ", ".join(f"{k}: {v}" for k, v in settings.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
+@dataclasses.dataclass(frozen=True)
+class DirectionsConfig:
+    """Direction probe: does a checkpoint turn and move the way its prompt says, in the motion and in the video?"""
+
+    checkpoint: str = ""
+    """Pipeline folder saved by EgoTwinPipeline.save_pretrained (required)."""
+    data_root: str = ""
+    """EgoWorld clip folder the probe clips come from (required)."""
+    output_dir: str = ""
+    """Folder directions.json and directions.md are written to (required)."""
+    split: str = "test"
+    """Split of the clip folder to take the probe clips from."""
+    clips_per_probe: int = 6
+    """Clips per probe (turn left, turn right, walk forward, walk backward): the first that match."""
+    seed: int = 0
+    """Seed of the sampling noise (clip i samples with seed * 1000003 + i)."""
+    mode: str = "t2vm"
+    """'t2vm' (video and motion generated) or 'tm2v' (the clip's own motion is given; the video is generated)."""
+    num_inference_steps: int = 50
+    """Denoising steps per sample."""
+    motion_guidance_scale: float = GuidanceScales.motion
+    """w_m: how strongly the video follows the motion."""
+    motion_lead: float | None = None
+    """t2vm: how far the motion's denoising runs ahead of the video's (0 = joint, as the paper; default: the
+    checkpoint's)."""
+    device: str = ""
+    """Torch device ('': cuda when available, else cpu)."""
+
+
+PROG = "python -m egotwin.eval.directions"
+
+
+def parse_args(argv: list[str] | None = None) -> DirectionsConfig:
+    """The probe's config from the command line; a missing folder or an unknown mode is an error that names it."""
+    config = parse_config(DirectionsConfig, argv, prog=PROG)
+    errors = [
+        f"--{name} is required" for name in ("checkpoint", "data_root", "output_dir") if not getattr(config, name)
+    ]
+    if config.mode not in ("t2vm", "tm2v"):
+        errors.append(f"--mode must be t2vm or tm2v, got '{config.mode}'")
+    if config.clips_per_probe < 1:
+        errors.append("--clips_per_probe must be at least 1")
+    if errors:
+        raise SystemExit(f"{PROG}: error: " + "; ".join(errors))
+    return config
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m egotwin.eval.directions", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="pipeline folder saved by EgoTwinPipeline.save_pretrained")
-    parser.add_argument("--data", required=True, help="EgoWorld clip folder")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--clips_per_probe", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mode", choices=("t2vm", "tm2v"), default="t2vm",
-                        help="tm2v: the clip's own motion is given and only the video is generated")
-    parser.add_argument("--num_inference_steps", type=int, default=50)
-    parser.add_argument("--motion_guidance_scale", type=float, default=GuidanceScales.motion,
-                        help="w_m: how strongly the video follows the motion")
-    parser.add_argument("--motion_lead", type=float, default=None,
-                        help="t2vm: how far the motion's denoising runs ahead of the video's (0 = joint, as the paper; "
-                        "default: the checkpoint's)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
+    config = parse_args(argv)
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     from egotwin.eval.__main__ import generate_sample, ground_truth_sample
     from egotwin.pipelines import EgoTwinPipeline
 
-    dataset = ClipDataset(args.data, split=args.split)
-    pipe = EgoTwinPipeline.from_pretrained(args.checkpoint).to(args.device)
+    dataset = ClipDataset(config.data_root, split=config.split)
+    pipe = EgoTwinPipeline.from_pretrained(config.checkpoint).to(device)
     pipe.set_progress_bar_config(disable=True)
     summary, clips = {}, {}
     for probe in PROBES:
         rows = []
-        for number, index in enumerate(probe_clips(dataset, probe, args.clips_per_probe)):
+        for number, index in enumerate(probe_clips(dataset, probe, config.clips_per_probe)):
             item = dataset[index]
             truth = ground_truth_sample(item)
-            generator = torch.Generator().manual_seed(args.seed * 1_000_003 + index)
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
             sample = generate_sample(
-                pipe, item, args.mode, generator, args.num_inference_steps,
-                GuidanceScales(motion=args.motion_guidance_scale), args.motion_lead,
+                pipe, item, config.mode, generator, config.num_inference_steps,
+                GuidanceScales(motion=config.motion_guidance_scale), config.motion_lead,
             )
             rows.append(
                 {
@@ -216,12 +254,11 @@ def main(argv: list[str] | None = None) -> dict:
             )
         summary[probe.name], clips[probe.name] = summarize(probe, rows), rows
         print(probe.name, json.dumps(summary[probe.name]), flush=True)
-    settings = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split, "seed": args.seed,
-                "num_inference_steps": args.num_inference_steps, "mode": args.mode,
-                "motion_guidance_scale": args.motion_guidance_scale}
-    if args.mode == "t2vm":
-        settings["motion_lead"] = pipe.motion_lead_for("t2vm", args.motion_lead)
-    out = Path(args.out)
+    shown = ("checkpoint", "data_root", "split", "seed", "num_inference_steps", "mode", "motion_guidance_scale")
+    settings = {name: getattr(config, name) for name in shown}
+    if config.mode == "t2vm":
+        settings["motion_lead"] = pipe.motion_lead_for("t2vm", config.motion_lead)
+    out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     turns = turns_summary(clips)
     results = {"settings": settings, "summary": summary, "turns": turns, "clips": clips}

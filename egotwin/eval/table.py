@@ -1,22 +1,24 @@
 """One table from several evaluation runs, and the paper's ablation side by side with ours.
 
-    python -m egotwin.eval.table runs/eval_gt runs/eval_t2vm runs/eval_tm2v runs/eval_tv2m --out runs/table
-    python -m egotwin.eval.table --ablation full=runs/ablation/eval_full wo_mr=runs/ablation/eval_wo_mr \\
-        wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --out runs/ablation/table
+    python -m egotwin.eval.table runs/eval_gt runs/eval_t2vm runs/eval_tm2v runs/eval_tv2m --output_dir runs/table
+    python -m egotwin.eval.table full=runs/ablation/eval_full wo_mr=runs/ablation/eval_wo_mr \\
+        wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --ablation true --output_dir runs/ablation/table
 
 Each argument is a folder (or a results.json) written by `python -m egotwin.eval`, optionally named `label=path`.
-The first form writes the paper's columns, one row per run (mean ± std over that run's replications). `--ablation`
-adds, for the consistency metrics the paper ablates (TransErr, RotErr, HandScore), each variant's change against
+The first form writes the paper's columns, one row per run (mean ± std over that run's replications). `--ablation
+true` adds, for the consistency metrics the paper ablates (TransErr, RotErr, HandScore), each variant's change against
 `full` in our runs and in the paper's (design "Metrics"), and whether the two agree in direction. A change smaller than
 the replication spread (the two runs' standard deviations added) is called "within spread" and agrees with nothing.
-Writes table.md and table.json into --out.
+Writes table.md and table.json into `--output_dir`.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 from pathlib import Path
+
+from egotwin.config import parse_config, positional
 
 COLUMNS = (
     "I-FID",
@@ -55,7 +57,7 @@ def load_results(path: str | Path) -> dict:
     path = Path(path)
     file = path / "results.json" if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"no results.json at {path}: run `python -m egotwin.eval ... --out {path}` first")
+        raise FileNotFoundError(f"no results.json at {path}: write one with `python -m egotwin.eval` first")
     results = json.loads(file.read_text())
     if "summary" not in results:
         raise ValueError(f"{file} is not an egotwin.eval results file (no 'summary')")
@@ -143,7 +145,9 @@ def ablation_markdown(rows: list[dict]) -> str:
             else ("", "", "")
         )
         lines.append(
-            f"| {VARIANT_NAMES[row['variant']]} | {row['metric']} | {ours} | {row['paper']:.2f} | " + " | ".join(trends) + " |"
+            f"| {VARIANT_NAMES[row['variant']]} | {row['metric']} | {ours} | {row['paper']:.2f} | "
+            + " | ".join(trends)
+            + " |"
         )
     compared = [r for r in rows if "agrees" in r]
     if compared:
@@ -151,24 +155,38 @@ def ablation_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m egotwin.eval.table", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="egotwin.eval output folders, optionally as label=folder")
-    parser.add_argument("--ablation", action="store_true", help="labels full, wo_mr, wo_im, wo_ad: compare with the paper")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class TableConfig:
+    """One table from several evaluation runs, and the paper's ablation side by side with ours."""
 
+    runs: tuple[str, ...] = positional(default=())
+    """egotwin.eval output folders (or results.json files), each optionally labelled as label=folder (required)."""
+    output_dir: str = ""
+    """Folder table.md and table.json are written to (required)."""
+    ablation: bool = False
+    """Compare with the paper's ablation: the runs are labelled full, wo_mr, wo_im, wo_ad (full required)."""
+
+
+PROG = "python -m egotwin.eval.table"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    config = parse_config(TableConfig, argv, prog=PROG)
+    errors = ["give at least one run folder" if not config.runs else "",
+              "--output_dir is required" if not config.output_dir else ""]
+    if any(errors):
+        raise SystemExit(f"{PROG}: error: " + "; ".join(e for e in errors if e))
     try:
-        runs = parse_runs(args.runs)
-        rows = ablation_rows(runs) if args.ablation else None
+        runs = parse_runs(list(config.runs))
+        rows = ablation_rows(runs) if config.ablation else None
     except (FileNotFoundError, ValueError) as error:
-        parser.error(str(error))
+        raise SystemExit(f"{PROG}: error: {error}") from None
     markdown = comparison_markdown(runs)
     table = {"runs": {label: {"settings": r["settings"], "summary": r["summary"]} for label, r in runs.items()}}
     if rows is not None:
         table["ablation"] = rows
         markdown += "\n" + ablation_markdown(rows)
-    out = Path(args.out)
+    out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
     (out / "table.md").write_text(markdown)
