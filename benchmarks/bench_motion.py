@@ -3,12 +3,13 @@ representations, plus the head camera read from head-centric features versus thr
 
     python -m benchmarks.bench_motion [--batch 64] [--frames 81] [--repeats 20] [--threads N] [--device cpu]
 
-Prints the median wall time of `--repeats` runs after one warm-up, and the torch thread count they ran with.
+Prints the median wall time of `--repeats` runs after one warm-up, and the torch thread count they ran with;
+`--help` lists every setting.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -17,8 +18,25 @@ import torch
 
 from egotwin.body.builtin import builtin_rest_joints
 from egotwin.body.head_camera import HeadCameraRig
+from egotwin.config import parse_config
 from egotwin.motion.random_motion import smooth_random_motion
 from egotwin.motion.representation import MotionRepresentation, get_representation
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchMotionConfig:
+    """Time encoding and decoding of motion features, both representations, and the head camera read from them."""
+
+    batch: int = 64
+    """Motions per batch."""
+    frames: int = 81
+    """Frames per motion (81: five seconds at 16 fps)."""
+    repeats: int = 20
+    """Timed runs of each operation (after one warm-up); the median is printed."""
+    threads: int = 0
+    """torch.set_num_threads (0: torch's own choice)."""
+    device: str = "cpu"
+    """Torch device."""
 
 
 def median_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
@@ -36,32 +54,28 @@ def median_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> f
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--frames", type=int, default=81)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own choice)")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(BenchMotionConfig, argv, prog="python -m benchmarks.bench_motion")
+    if min(config.batch, config.frames, config.repeats) < 1:
+        raise SystemExit("python -m benchmarks.bench_motion: error: --batch, --frames and --repeats must be positive")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device(config.device)
 
-    local, trans = smooth_random_motion(args.batch, args.frames, generator=torch.Generator().manual_seed(0))
+    local, trans = smooth_random_motion(config.batch, config.frames, generator=torch.Generator().manual_seed(0))
     local, trans, rest = local.to(device), trans.to(device), builtin_rest_joints().to(device)
     print(
-        f"batch {args.batch} x {args.frames} frames, float32, device {device}, torch {torch.__version__}, "
-        f"torch.get_num_threads() = {torch.get_num_threads()}, median of {args.repeats}"
+        f"batch {config.batch} x {config.frames} frames, float32, device {device}, torch {torch.__version__}, "
+        f"torch.get_num_threads() = {torch.get_num_threads()}, median of {config.repeats}"
     )
     rig = HeadCameraRig()
     with torch.no_grad():
         for name in ("head_centric", "root_centric"):
             rep: MotionRepresentation = get_representation(name)
             features = rep.encode_batch(local, trans, rest)
-            encode = median_ms(lambda: rep.encode_batch(local, trans, rest), args.repeats, device)
-            decode = median_ms(lambda: rep.decode_batch(features, rest), args.repeats, device)
-            camera = median_ms(lambda: rep.head_camera(features, rig, rest), args.repeats, device)
+            encode = median_ms(lambda: rep.encode_batch(local, trans, rest), config.repeats, device)
+            decode = median_ms(lambda: rep.decode_batch(features, rest), config.repeats, device)
+            camera = median_ms(lambda: rep.head_camera(features, rig, rest), config.repeats, device)
             print(f"{name:>12} (D = {rep.dim}): encode {encode:7.2f} ms   decode {decode:7.2f} ms   ", end="")
             print(f"head camera {camera:7.2f} ms")
 

@@ -7,11 +7,12 @@ Uses an EgoWorld clip (the first of data/egoworld's test split, or one generated
 After one warm-up (GL context, shaders), prints the median over `--repeats` of the wall time and the CPU time (this
 process with its threads, plus the ffmpeg encoders it starts) of each stage and of `export_all` as a whole. CPU time
 is the figure to trust on a shared machine: wall time includes waiting for cores that other processes hold.
+`--help` lists every setting.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -20,11 +21,24 @@ from pathlib import Path
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
+from egotwin.config import parse_config  # noqa: E402
 from egotwin.data.clip_format import read_clip, read_metadata  # noqa: E402
 from egotwin.motion.bvh import save_bvh  # noqa: E402
 from egotwin.render import compose_side_by_side, export_all, render_body_view, save_glb, write_egocentric  # noqa: E402
 
 DEFAULT_DATA = Path("data/egoworld")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchRenderConfig:
+    """Time of the visualizer on one 5 s clip: body view, side-by-side and egocentric mp4s, npz / BVH / glb."""
+
+    clip: str = ""
+    """An EgoWorld clip folder ('': the first test clip of data/egoworld, or one generated on the fly)."""
+    size: int = 320
+    """Body view size in pixels (square)."""
+    repeats: int = 3
+    """Timed runs of each stage (after one warm-up); the median is printed."""
 
 
 def cpu_seconds() -> float:
@@ -33,8 +47,9 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def find_clip(clip: str | None, scratch: Path) -> Path:
-    if clip is not None:
+def find_clip(clip: str, scratch: Path) -> Path:
+    """The clip folder to time: `clip`, else data/egoworld's first test clip, else one generated into `scratch`."""
+    if clip:
         return Path(clip)
     if (DEFAULT_DATA / "metadata.jsonl").exists():
         records = [r for r in read_metadata(DEFAULT_DATA) if r["path"].startswith("test/")] or read_metadata(
@@ -47,24 +62,21 @@ def find_clip(clip: str | None, scratch: Path) -> Path:
     return scratch / "world" / record["path"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clip", default=None, help="an EgoWorld clip folder")
-    parser.add_argument("--size", type=int, default=320)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(BenchRenderConfig, argv, prog="python -m benchmarks.bench_render")
+    if min(config.size, config.repeats) < 1:
+        raise SystemExit("python -m benchmarks.bench_render: error: --size and --repeats must be positive")
 
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        folder = find_clip(args.clip, scratch)
+        folder = find_clip(config.clip, scratch)
         clip = read_clip(folder)
         frames, motion, cameras, k = clip["frames"], clip["motion"], clip["camera_to_world"], clip["intrinsics"]
         caption = clip["caption"]
-        print(
-            f"clip {folder}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]}, {motion.num_frames} motion frames"
-        )
-        size = (args.size, args.size)
-        image_size = (frames.shape[2], frames.shape[1])
+        width, height = frames.shape[2], frames.shape[1]
+        print(f"clip {folder}: {len(frames)} frames {width}x{height}, {motion.num_frames} motion frames")
+        size = (config.size, config.size)
+        image_size = (width, height)
 
         stages = {
             "body view (render)": lambda: render_body_view(motion, k, size=size, image_size=image_size),
@@ -74,19 +86,19 @@ def main() -> None:
             "bvh": lambda: save_bvh(motion, scratch / "motion.bvh"),
             "glb": lambda: save_glb(motion, scratch / "motion.glb"),
             "export_all (everything)": lambda: export_all(
-                frames, motion, cameras, k, scratch / "all", caption=caption, mode="t2vm", size=args.size
+                frames, motion, cameras, k, scratch / "all", caption=caption, mode="t2vm", size=config.size
             ),
         }
         body = render_body_view(motion, k, size=size, image_size=image_size)  # warm-up
-        export_all(frames, motion, cameras, k, scratch / "warm", caption=caption, size=args.size)
+        export_all(frames, motion, cameras, k, scratch / "warm", caption=caption, size=config.size)
         results = {name: ([], []) for name in stages}
-        for _ in range(args.repeats):
+        for _ in range(config.repeats):
             for name, stage in stages.items():
                 wall, cpu = time.perf_counter(), cpu_seconds()
                 stage()
                 results[name][0].append(time.perf_counter() - wall)
                 results[name][1].append(cpu_seconds() - cpu)
-        print(f"median of {args.repeats} (after one warm-up), body view {args.size}x{args.size}:")
+        print(f"median of {config.repeats} (after one warm-up), body view {config.size}x{config.size}:")
         print(f"{'stage':28s} {'wall s':>8s} {'cpu s':>8s}")
         for name, (walls, cpus) in results.items():
             print(f"{name:28s} {statistics.median(walls):8.3f} {statistics.median(cpus):8.3f}")

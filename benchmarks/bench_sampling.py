@@ -9,11 +9,11 @@
    untimed warm-up sample (an app loads it once). Target: under 10 s on 2 CPU cores.
 
 Run from the repository root: `python -m benchmarks.bench_sampling [--repeats 20] [--steps 50] [--batch 1]
-[--samples 3] [--threads N] [--checkpoint DIR]`.
+[--samples 3] [--threads N] [--checkpoint DIR]` (`--help` lists every setting).
 Figures are medians of wall time; the two step timings are interleaved round by round (the cores may be shared).
 """
 
-import argparse
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -22,11 +22,32 @@ import numpy as np
 import torch
 from diffusers import CogVideoXTransformer3DModel
 
+from egotwin.config import parse_config
 from egotwin.models.presets import build_transformer, transformer_config
 from egotwin.pipelines import EgoTwinPipeline
 from training.build_pipeline import random_pipeline
 
 VIDEO_FRAMES, MOTION_LATENTS = 11, 21  # a 5 s clip: 41 frames at 8 fps, 81 poses at 16 fps
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSamplingConfig:
+    """Sampling cost of the EgoTwin transformer: the step ratio against plain CogVideoX, and one whole T2VM sample."""
+
+    repeats: int = 20
+    """Timed network evaluations per model (after two warm-up rounds)."""
+    steps: int = 50
+    """Sampling steps of the T2VM run."""
+    batch: int = 1
+    """Samples per network evaluation in the step ratio."""
+    samples: int = 3
+    """Timed T2VM pipeline samples (0 skips them)."""
+    checkpoint: str = ""
+    """A saved pipeline folder for the T2VM samples ('': random `tiny` weights)."""
+    threads: int = 0
+    """torch CPU threads (0: torch's own choice)."""
+    motion_lead: float | None = None
+    """T2VM motion lead (default: the checkpoint's; 0 = joint)."""
 
 
 def _seconds(function: Callable[[], object]) -> float:
@@ -61,31 +82,26 @@ def plain_cogvideox(model: torch.nn.Module) -> CogVideoXTransformer3DModel:
     return cogvideox
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=20, help="timed network evaluations per model")
-    parser.add_argument("--steps", type=int, default=50, help="sampling steps of the T2VM run")
-    parser.add_argument("--batch", type=int, default=1, help="samples per network evaluation in the step ratio")
-    parser.add_argument("--samples", type=int, default=3, help="timed T2VM pipeline samples (0 skips them)")
-    parser.add_argument("--checkpoint", default=None, help="a saved pipeline folder (default: random tiny weights)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument(
-        "--motion_lead", type=float, default=None, help="T2VM motion lead (default: the checkpoint's; 0 = joint)"
-    )
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(BenchSamplingConfig, argv, prog="python -m benchmarks.bench_sampling")
+    if min(config.repeats, config.steps, config.batch) < 1 or config.samples < 0:
+        raise SystemExit(
+            "python -m benchmarks.bench_sampling: error: --repeats, --steps and --batch must be positive, --samples at "
+            "least 0"
+        )
+    if config.threads:
+        torch.set_num_threads(config.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
 
     model = build_transformer("tiny").to(device).eval()
     cogvideox = plain_cogvideox(model).to(device).eval()
-    config = model.config
-    size = (config.in_channels, config.sample_height, config.sample_width)
-    video = torch.randn(args.batch, VIDEO_FRAMES, *size, device=device)
-    motion = torch.randn(args.batch, MOTION_LATENTS, config.motion_in_channels, device=device)
-    text = torch.randn(args.batch, config.max_text_seq_length, config.text_embed_dim, device=device)
-    t = torch.full((args.batch,), 500, device=device)
+    shape = model.config
+    size = (shape.in_channels, shape.sample_height, shape.sample_width)
+    video = torch.randn(config.batch, VIDEO_FRAMES, *size, device=device)
+    motion = torch.randn(config.batch, MOTION_LATENTS, shape.motion_in_channels, device=device)
+    text = torch.randn(config.batch, shape.max_text_seq_length, shape.text_embed_dim, device=device)
+    t = torch.full((config.batch,), 500, device=device)
 
     # 1. Step ratio
     with torch.no_grad():
@@ -94,26 +110,26 @@ def main() -> None:
                 "egotwin": lambda: model(video, text, t, motion_hidden_states=motion, motion_timestep=t),
                 "cogvideox": lambda: cogvideox(video, text, t),
             },
-            args.repeats,
+            config.repeats,
         )
     egotwin_step, cogvideox_step = statistics.median(times["egotwin"]), statistics.median(times["cogvideox"])
     paired = statistics.median(e / c for e, c in zip(times["egotwin"], times["cogvideox"]))
     print(
-        f"device {device}, torch threads {torch.get_num_threads()}, batch {args.batch}, "
+        f"device {device}, torch threads {torch.get_num_threads()}, batch {config.batch}, "
         f"{VIDEO_FRAMES} latent frames of {size}, {MOTION_LATENTS} motion latents"
     )
-    print(f"EgoTwin step (with motion, masked): {1e3 * egotwin_step:.2f} ms (median of {args.repeats})")
-    print(f"CogVideoX step (same video):       {1e3 * cogvideox_step:.2f} ms (median of {args.repeats})")
+    print(f"EgoTwin step (with motion, masked): {1e3 * egotwin_step:.2f} ms (median of {config.repeats})")
+    print(f"CogVideoX step (same video):       {1e3 * cogvideox_step:.2f} ms (median of {config.repeats})")
     print(
         f"step ratio EgoTwin / CogVideoX:    {egotwin_step / cogvideox_step:.3f} of medians, "
         f"{paired:.3f} median of paired rounds (target <= 1.15)"
     )
 
     # 2. The whole pipeline: T2VM 5 s sample at 64x64, 50 steps with guidance, decodes included
-    if args.samples == 0:
+    if config.samples == 0:
         return
-    if args.checkpoint:
-        pipe = EgoTwinPipeline.from_pretrained(args.checkpoint)
+    if config.checkpoint:
+        pipe = EgoTwinPipeline.from_pretrained(config.checkpoint)
     else:
         pipe = random_pipeline(model)
     pipe.to(device)
@@ -124,22 +140,22 @@ def main() -> None:
         pipe(
             "walk forward to the door",
             image=image,
-            num_inference_steps=args.steps,
-            motion_lead=args.motion_lead,
+            num_inference_steps=config.steps,
+            motion_lead=config.motion_lead,
             generator=torch.Generator().manual_seed(0),
         )
 
     sample()  # warm-up: loads the text encoder
     t2vm, cpu = [], []
-    for _ in range(args.samples):
+    for _ in range(config.samples):
         start_cpu = time.process_time()
         t2vm.append(_seconds(sample))
         cpu.append(time.process_time() - start_cpu)
     print(
-        f"T2VM 5 s sample, {pipe.width}x{pipe.height}, {args.steps} steps, motion lead "
-        f"{pipe.motion_lead_for('t2vm', args.motion_lead)}, guidance (4 rows/step batched, "
+        f"T2VM 5 s sample, {pipe.width}x{pipe.height}, {config.steps} steps, motion lead "
+        f"{pipe.motion_lead_for('t2vm', config.motion_lead)}, guidance (4 rows/step batched, "
         "3 once the motion is done), text encoding, "
-        f"VAE and motion decode included: {statistics.median(t2vm):.2f} s (median of {args.samples}; "
+        f"VAE and motion decode included: {statistics.median(t2vm):.2f} s (median of {config.samples}; "
         f"all: {', '.join(f'{t:.2f}' for t in t2vm)}) (target < 10 s)"
     )
     # CPU seconds the process used: with --threads 1 about the wall time the sample takes on an idle core, a
