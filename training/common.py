@@ -36,24 +36,36 @@ class TrainConfig:
     output_dir: str = "runs/stage"
     """Run directory: config, log, checkpoints and the exported model."""
     data_root: str = ""
-    """EgoWorld clip folder (see `egotwin.data.dataset`)."""
+    """EgoWorld clip folder (see `egotwin.data.dataset`), or 'synthetic:N' for a smoke run on N random clips."""
     train_split: str = "train"
+    """Split trained on."""
     val_split: str = "val"
     """Held-out split evaluated at the end of training ('' to skip)."""
     seed: int = 0
+    """Seed of the initialisation, the batch order and the noise: a resumed run continues the same stream."""
     max_steps: int = 1000
+    """Optimizer steps of the whole run."""
     batch_size: int = 8
+    """Items per batch on each process."""
     learning_rate: float = 1e-4
+    """Peak learning rate (AdamW)."""
     weight_decay: float = 0.0
+    """AdamW weight decay."""
     adam_beta1: float = 0.9
+    """AdamW beta1."""
     adam_beta2: float = 0.999
+    """AdamW beta2."""
     warmup_steps: int = 100
+    """Linear warm-up of the learning rate from 0 over the first N steps."""
     decay_steps: int = 0
     """Linear decay of the learning rate to 0 over the last N steps before max_steps (0: constant after warmup).
     The schedule is a function of the step and this config, so a resumed run may add or move the decay."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm (0: no clipping)."""
     log_every: int = 10
+    """Steps between log lines (log.jsonl and the console)."""
     checkpoint_every: int = 200
+    """Steps between resumable checkpoints."""
     keep_checkpoints: int = 3
     """How many of the newest checkpoints to keep on disk."""
     resume: str = "latest"

@@ -1,6 +1,6 @@
 """Train the EgoWorld evaluators of `egotwin.eval.evaluators` (text-motion, video-text, hand detector).
 
-    python -m training.train_evaluators --data_root data/egoworld --output_dir runs/evaluators
+    python -m training.train_evaluators --data_root data/egoworld --output_dir runs/evaluators   (--help: every setting)
 
 Each evaluator trains on the train split for its own number of steps (a few minutes each on a CPU for ~5000 clips),
 then is scored on the held-out split (R-Precision top-1/2/3 with 32-pair batches for the contrastive ones, F1 for
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -35,20 +35,31 @@ class EvaluatorConfig(TrainConfig):
     """Training of the three evaluators."""
 
     output_dir: str = "runs/evaluators"
+    """Folder the evaluators (text_motion/, video_text/, hands/) and eval.json are written to."""
     evaluators: tuple[str, ...] = ("text_motion", "video_text", "hands")
-    """Which evaluators to train."""
+    """Which evaluators to train (comma-separated on the command line)."""
     text_motion_steps: int = 3000
+    """Steps of the text-motion evaluator."""
     video_text_steps: int = 1000
+    """Steps of the video-text evaluator."""
     hands_steps: int = 1000
+    """Steps of the hand detector."""
     batch_size: int = 32
     """Clips per contrastive batch (the hand detector takes `hands_batch_size` frames)."""
     hands_batch_size: int = 128
+    """Frames per batch of the hand detector."""
     learning_rate: float = 3e-4
+    """Peak learning rate (AdamW)."""
     weight_decay: float = 1e-4
+    """AdamW weight decay."""
     warmup_steps: int = 100
+    """Linear warm-up of the learning rate from 0 over the first N steps."""
     log_every: int = 100
+    """Steps between log lines."""
     embed_dim: int = 256
+    """Size of the joint embedding space of the contrastive evaluators."""
     text_encoder: str = "minilm"
+    """'minilm' (the small default) or a CogVideoX diffusers folder (its T5)."""
 
 
 @dataclasses.dataclass
@@ -238,7 +249,7 @@ def train(config: EvaluatorConfig, train_set: ClipTensors, val_set: ClipTensors 
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse_config(EvaluatorConfig, argv)
+    config = parse_config(EvaluatorConfig, argv, prog="python -m training.train_evaluators")
     train_set = load_split(build_clip_dataset(config.data_root, config.train_split))
     val_set = load_split(build_clip_dataset(config.data_root, config.val_split)) if config.val_split else None
     train(config, train_set, val_set)
