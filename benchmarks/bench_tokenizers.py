@@ -22,6 +22,9 @@ from egotwin.models.motion_vae import MotionVAE
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.models.video_vae import decode_video, encode_video, load_pretrained_video_vae, small_video_vae
 
+PROMPT = "walk to the red table, then open the door on the left"
+"""The timed caption."""
+
 
 @dataclasses.dataclass(frozen=True)
 class BenchTokenizersConfig:
@@ -47,9 +50,6 @@ def median_seconds(fn, repeats: int) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-PROMPT = "walk to the red table, then open the door on the left"
 
 
 @torch.no_grad()
