@@ -9,7 +9,8 @@
 
 The string under a field is its documentation: `--help` prints it. A JSON config may name a `base` config (a path
 relative to itself) and list only the fields that differ from it, so a variant shows exactly what it changes.
-A field whose metadata says `positional=True` is taken from positional arguments (a list field takes all of them).
+A field whose metadata says `positional=True` is taken from positional arguments (a list field takes all of them);
+a boolean flag may stand alone (`--ablation` means `--ablation true`).
 The names are one vocabulary across the project: `data_root` (a clip folder), `output_dir` (what a command writes),
 `checkpoint` (a pipeline folder), `seed`, `device`.
 """
@@ -134,7 +135,9 @@ def parse_config(cls: type, argv: list[str] | None = None, prog: str | None = No
             is_list = typing.get_origin(_field_type(cls, field.name)) is tuple
             parser.add_argument(field.name, nargs="*" if is_list else "?", default=None, help=_help(field, docs.get(field.name, "")))
         else:
-            parser.add_argument(f"--{field.name}", default=None, help=_help(field, docs.get(field.name, "")))
+            # a boolean may stand alone (`--ablation`) or take a value (`--ablation false`)
+            flag = {"nargs": "?", "const": "true"} if _field_type(cls, field.name) is bool else {}
+            parser.add_argument(f"--{field.name}", default=None, help=_help(field, docs.get(field.name, "")), **flag)
     args = vars(parser.parse_args(argv))
     path = args.pop("config")
     values = {k: v for k, v in args.items() if v is not None and v != []}

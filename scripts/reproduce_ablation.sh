@@ -3,7 +3,7 @@
 # shared timestep) and w/o MR (root-centric motion, with its own stage-1 VAE, cache and stage 2), each STEPS steps from
 # its stage-2 init (the last quarter decaying), then T2VM on 64 test clips x 3 replications and the table against the
 # paper's. Needs the shipped model's stages: data/egoworld, runs/stage0_video_vae, runs/stage1_motion_vae,
-# runs/evaluators and cache/egoworld (README "Training" and "Evaluation"). Every step resumes where it stopped.
+# runs/evaluators and cache/egoworld (docs/training.md and docs/evaluation.md). Every step resumes where it stopped.
 #
 #   bash scripts/reproduce_ablation.sh [STEPS]        # default 1600
 set -euo pipefail
@@ -31,4 +31,4 @@ for variant in full wo_mr wo_im wo_ad; do
       --num_samples 64 --replications 3 --seed 0 --evaluators runs/evaluators --out runs/ablation/eval_$variant
 done
 python -m egotwin.eval.table full=runs/ablation/eval_full wo_mr=runs/ablation/eval_wo_mr \
-    wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --ablation true --output_dir runs/ablation/table
+    wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --ablation --output_dir runs/ablation/table

@@ -21,6 +21,7 @@ class _Config(_Base):
     """Folders to read."""
     scale: float = 1.5
     """Guidance scale."""
+    fast: bool = False
 
 
 def test_help_shows_each_fields_documentation(capsys):
@@ -32,8 +33,9 @@ def test_help_shows_each_fields_documentation(capsys):
 
 
 def test_positional_fields_and_flags():
-    config = parse_config(_Config, ["a", "b", "--scale", "2", "--steps", "3"])
-    assert config == _Config(inputs=("a", "b"), scale=2.0, steps=3)
+    config = parse_config(_Config, ["a", "b", "--scale", "2", "--steps", "3", "--fast"])
+    assert config == _Config(inputs=("a", "b"), scale=2.0, steps=3, fast=True)
+    assert parse_config(_Config, ["--fast", "false"]).fast is False
 
 
 def test_a_config_names_its_base_and_lists_what_differs(tmp_path):

@@ -76,7 +76,7 @@ def test_ablation_needs_full_and_known_labels(tmp_path):
 def test_cli_writes_markdown_and_json(tmp_path):
     full = write_run(tmp_path / "full", "full", [metrics(1.0, 1.0, 0.8)])
     wo_im = write_run(tmp_path / "im", "im", [metrics(1.5, 1.5, 0.5)])
-    table = main([f"full={full}", f"wo_im={wo_im}", "--ablation", "true", "--output_dir", str(tmp_path / "table")])
+    table = main([f"full={full}", f"wo_im={wo_im}", "--ablation", "--output_dir", str(tmp_path / "table")])
     markdown = (tmp_path / "table" / "table.md").read_text()
     assert "| full | n/a | n/a | n/a | 0.500 ± 0.000 |" in markdown  # no video metrics in these runs
     assert "| w/o IM (full attention) | RotErr | 1.500 ± 0.000 | 0.89 | worse | worse | yes |" in markdown

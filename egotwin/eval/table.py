@@ -2,7 +2,7 @@
 
     python -m egotwin.eval.table runs/eval_gt runs/eval_t2vm runs/eval_tm2v runs/eval_tv2m --output_dir runs/table
     python -m egotwin.eval.table full=runs/ablation/eval_full wo_mr=runs/ablation/eval_wo_mr \\
-        wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --ablation true --output_dir runs/ablation/table
+        wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --ablation --output_dir runs/ablation/table
 
 Each argument is a folder (or a results.json) written by `python -m egotwin.eval`, optionally named `label=path`.
 The first form writes the paper's columns, one row per run (mean ± std over that run's replications). `--ablation

@@ -4,7 +4,7 @@ Full scale loads the pretrained CogVideoX VAE from a local diffusers folder, fro
 memory. The small embedded model is a small configuration of the same class (4x temporal compression and 16 latent
 channels like CogVideoX) trained on EgoWorld video in stage 0: the shipped one compresses 8x in space like CogVideoX
 (`SMALL_VIDEO_VAE_CONFIG`); its successor, with one spatial stage fewer (4x, `small_video_vae(block_out_channels=
-(16, 32, 64))`), keeps the detail 64x64 frames need (README, "The next small model").
+(16, 32, 64))`), keeps the detail 64x64 frames need (docs/experiments.md, 2026-11-24).
 
 Layouts: video (B, 3, T, H, W) in [-1, 1] (the VAE's own input layout); latents (B, T', 16, H/s, W/s) for spatial
 compression s, multiplied by the config's scaling factor, the layout CogVideoX's transformer takes

@@ -1,4 +1,4 @@
-"""`EgoTwinPipeline`: text + start frame I0 + start pose P0 -> a 5 s egocentric video and the wearer's motion (spec 9).
+"""`EgoTwinPipeline`: text + start frame I0 + start pose P0 -> a 5 s egocentric video and the wearer's motion (design "Sampling and guidance").
 
 A diffusers `DiffusionPipeline` in the vocabulary of diffusers' CogVideoX pipeline (`check_inputs`, `encode_prompt`,
 `prepare_latents`, `decode_latents`, `__call__`, an output dataclass, `callback_on_step_end`). Its parts:
