@@ -267,9 +267,13 @@ class Narration:
 
 
 def sentence(text: str) -> str:
-    """`text` stripped, with a full stop added unless it ends in punctuation."""
+    """`text` with whitespace collapsed, its first letter capitalised and a full stop added unless it ends in
+    punctuation."""
     text = " ".join(text.split())
-    return text if not text or text[-1] in ".!?" else text + "."
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
 
 
 def read_narrations(path: str | Path) -> list[Narration]:
