@@ -172,7 +172,7 @@ def test_bad_sequences_are_reported_and_the_others_convert(tmp_path):
     raw = tmp_path / "raw"
 
     def sequence(name, **changes):
-        return write_fixture_sequence(raw, motion, replace(SPEC, name=f"20230607_s0_{name}_act0_{name[:4]}", **changes))
+        return write_fixture_sequence(raw, motion, replace(SPEC, name=f"20230607_s0_{name}_act0_{name.replace('_', '')[:6]}", **changes))
 
     good = sequence("good_one")
     broken = sequence("nanq_two", broken_frames=tuple(range(240 * 2, 240 * 2 + 5)))  # device 7 s: the first clip
@@ -325,7 +325,7 @@ def test_cli_then_stages_1_and_2_train_on_the_converted_folder(tmp_path, walk):
     clips, env = tmp_path / "clips", {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(*args):
-        done = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
