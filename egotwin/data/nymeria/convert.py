@@ -189,9 +189,11 @@ class SequenceResult:
     reason: str | None = None
 
 
-def _clock(folder: Path, config: NymeriaConfig, timecode_us: np.ndarray) -> tuple[alignment.Clock, str]:
+def _clock(folder: Path, config: NymeriaConfig, timecode_us: np.ndarray, recording) -> tuple[alignment.Clock, str]:
     if config.timecode_offset_us is not None:
         return alignment.Clock.from_offset(config.timecode_offset_us), "timecode_offset_us"
+    if recording is not None:
+        return alignment.clock_from_recording(recording, timecode_us), "the given recording"
     for name in (files.DATA_VRS, files.MOTION_VRS):
         if (folder / name).is_file():
             from egotwin.data.nymeria.aria import HeadRecording
@@ -232,13 +234,16 @@ def head_poses(motion: Motion) -> np.ndarray:
     return poses
 
 
-def convert_sequence(folder: str | Path, output_dir: str | Path, config: NymeriaConfig) -> SequenceResult:
+def convert_sequence(
+    folder: str | Path, output_dir: str | Path, config: NymeriaConfig, recording=None
+) -> SequenceResult:
     """Convert one sequence folder; never raises for a bad sequence (the result carries the error), only for a
-    missing optional dependency."""
+    missing optional dependency. `recording` replaces the head `data.vrs` reader (`aria.HeadRecording`): any object
+    with its four methods, such as `fixtures.SyntheticRecording`."""
     folder = Path(folder)
     result = SequenceResult(folder.name)
     try:
-        _convert(folder, Path(output_dir), config, result)
+        _convert(folder, Path(output_dir), config, result, recording)
     except SequenceSkip as skip:
         result.error, result.reason = str(skip), skip.reason
     except (NymeriaFormatError, ValueError, FileNotFoundError) as error:
@@ -246,19 +251,21 @@ def convert_sequence(folder: str | Path, output_dir: str | Path, config: Nymeria
     return result
 
 
-def _convert(folder: Path, output_dir: Path, config: NymeriaConfig, result: SequenceResult) -> None:
+def _convert(folder: Path, output_dir: Path, config: NymeriaConfig, result: SequenceResult, recording) -> None:
     # 1. Files, clock, narrations
-    files.check_sequence_folder(folder, need_video=not config.motion_only, body=config.body)
+    files.check_sequence_folder(folder, need_video=not config.motion_only and recording is None, body=config.body)
     info = files.read_sequence_info(folder)
     body = xsens_body(folder) if config.body == "xsens" else smpl_body(folder, config.smpl_model)
     trajectory = files.read_trajectory(folder / files.TRAJECTORY)
     levels = _narrations(folder, config)
-    clock, clock_source = _clock(folder, config, body.timecode_us)
-    recording = camera = None
-    if not config.motion_only:
+    clock, clock_source = _clock(folder, config, body.timecode_us, recording)
+    camera = None
+    if config.motion_only:
+        recording = None
+    else:
         from egotwin.data.nymeria.aria import HeadRecording, pinhole_camera
 
-        recording = HeadRecording(folder / files.DATA_VRS)
+        recording = HeadRecording(folder / files.DATA_VRS) if recording is None else recording
         if recording.rgb_rate_hz() < config.min_rgb_fps:
             raise SequenceSkip("slow_rgb", f"{folder / files.DATA_VRS}: RGB at {recording.rgb_rate_hz():g} fps")
         camera = pinhole_camera(recording.rgb_calibration(), config.size)

@@ -196,3 +196,29 @@ def fixture_motion(duration_s: float = 30.0, seed: int = 0) -> Motion:
     head = JOINT_INDEX["head"] - 1
     body_pose[:, head] = axis_angle_to_matrix(nod) @ body_pose[:, head]
     return Motion(motion.trans, motion.global_orient, body_pose, motion.rest_joints, motion.fps)
+
+
+class SyntheticRecording:
+    """A stand-in for the head `data.vrs` (what `aria.HeadRecording` reads) when no VRS file can be written: RGB
+    frames captured at `rate_hz` from `first_capture_us` on, each a flat image whose grey level is its frame index
+    (mod 256), the TIME_CODE clock of `spec`, and a Fisheye624 calibration (projectaria_tools)."""
+
+    def __init__(self, calibration, spec: FixtureSpec, first_capture_us: float, rate_hz: float = 30.0,
+                 count: int = 2000):
+        self.calibration, self.spec, self.rate_hz = calibration, spec, rate_hz
+        self.captures_us = first_capture_us + np.arange(count) * 1e6 / rate_hz
+        width, height = (int(v) for v in calibration.get_image_size())
+        self.shape = (height, width, 3)
+
+    def timecode_to_device_us(self, timecode_us: np.ndarray) -> np.ndarray:
+        return np.asarray(timecode_us, dtype=np.float64) - self.spec.timecode_offset_us
+
+    def rgb_rate_hz(self) -> float:
+        return self.rate_hz
+
+    def rgb_calibration(self):
+        return self.calibration
+
+    def rgb_frame(self, device_time_us: float) -> tuple[np.ndarray, float]:
+        index = int(np.abs(self.captures_us - device_time_us).argmin())
+        return np.full(self.shape, index % 256, np.uint8), float(self.captures_us[index])
