@@ -8,7 +8,7 @@ the upright view: the image turned 90 degrees clockwise (`np.rot90(k=3)`) and th
 coordinates at pixel centres, the clip format at pixel corners: `cx_clip = (cx + 0.5) * scale`.
 
 `distort_by_calibration` is run once per camera, on images of the pixel coordinates, to get the resampling map; every
-frame is then one `cv2.remap` with that map (the same pixels to +-1 grey level, ten times faster).
+frame is then one `cv2.remap` with that map (the same pixels up to rounding, ten times faster).
 """
 
 from __future__ import annotations
