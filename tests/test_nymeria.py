@@ -391,3 +391,61 @@ def test_video_clips_take_each_frame_pose_at_its_own_capture_time(tmp_path, walk
         assert np.abs(clip["camera_to_world"][:, :3, :3] - expected[:, :3, :3]).max() < 2e-3
     item = ClipDataset(tmp_path / "clips", split=None)[0]
     assert item["video"].shape == (3, 41, 64, 64) and item["camera_to_world"].shape == (41, 4, 4)
+
+
+def write_synthetic_smpl(path: Path, rng: np.random.Generator) -> None:
+    """A random SMPL-shaped model file (6890 vertices, 24 joints, 10 shape directions): what smplx.SMPL reads."""
+    from egotwin.body.builtin import builtin_rest_joints
+    from egotwin.body.skeleton import PARENTS
+
+    v, joints = 6890, 24
+    rest = builtin_rest_joints(1.7, dtype=torch.float64).numpy()
+    rest = np.concatenate((rest, rest[20:22] + [[0.08, 0, 0], [-0.08, 0, 0]]))  # SMPL's hand joints past the wrists
+    owner = rng.integers(0, joints, size=v)
+    regressor = np.zeros((joints, v))
+    for joint in range(joints):
+        members = np.flatnonzero(owner == joint)
+        regressor[joint, members] = 1.0 / len(members)
+    weights = np.eye(joints)[owner]
+    np.savez(path, v_template=rest[owner] + rng.normal(scale=0.04, size=(v, 3)) - [0, 0.9, 0],
+             f=rng.integers(0, v, size=(1000, 3)).astype(np.uint32), shapedirs=rng.normal(scale=0.01, size=(v, 3, 10)),
+             posedirs=np.zeros((v, 3, 207)), J_regressor=regressor, weights=weights,
+             kintree_table=np.stack((np.array(list(PARENTS) + [20, 21]), np.arange(joints))))
+
+
+def test_smpl_body_route(tmp_path, walk):
+    """--body smpl: NymeriaPlus fits (48 Hz, Y-up) of a known motion, the rest joints from a (synthetic) SMPL model."""
+    from egotwin.data.nymeria.convert import convert_sequence
+    from egotwin.data.nymeria.fixtures import write_smpl_fits
+    from egotwin.data.nymeria.smpl import smpl_rest
+    from egotwin.motion.motion import Motion
+
+    write_synthetic_smpl(tmp_path / "SMPL_NEUTRAL.npz", np.random.default_rng(0))
+    betas = np.random.default_rng(1).normal(size=10)
+    rest, lift, _ = smpl_rest(tmp_path / "SMPL_NEUTRAL.npz", betas)
+    # the rest joints are smplx's own (smplx reads SMPL from .pkl)
+    import pickle
+
+    import smplx
+
+    with np.load(tmp_path / "SMPL_NEUTRAL.npz") as data, open(tmp_path / "SMPL_NEUTRAL.pkl", "wb") as file:
+        pickle.dump({key: data[key] for key in data.files}, file)
+    model = smplx.create(str(tmp_path / "SMPL_NEUTRAL.pkl"), model_type="smpl", num_betas=10)
+    reference = model(betas=torch.as_tensor(betas, dtype=torch.float32)[None]).joints[0, :22].detach().double().numpy()
+    assert np.abs(rest - [0, lift, 0] - reference).max() < 1e-5
+    motion = walk.slice(0, 193)
+    motion = Motion(motion.trans, motion.global_orient, motion.body_pose, torch.from_numpy(rest - [0, lift, 0]), 16.0)
+    folder = write_fixture_sequence(tmp_path / "raw", motion, SPEC)
+    (folder / "body/xdata.npz").unlink()  # the SMPL route reads only the fits
+    write_smpl_fits(folder, motion, SPEC, betas)
+    config = replace(offset_config(tmp_path), body="smpl", smpl_model=str(tmp_path / "SMPL_NEUTRAL.npz"))
+    result = convert_sequence(folder, tmp_path / "clips", config)
+    assert result.error is None and len(result.records) == 2
+    for record in result.records:
+        got = Motion.load_npz(tmp_path / "clips" / record["path"] / "motion.npz", dtype=torch.float64)
+        assert np.allclose(got.rest_joints.numpy(), rest) and got.rest_joints[:, 1].min() > 0
+        joints = got.joints() + torch.tensor([0.0, record["floor_height_m"], 0.0], dtype=torch.float64)
+        assert (joints - truth_slice(motion, record).joints()).norm(dim=-1).max() < 2e-4
+        assert record["body"] == "smpl" and record["residual_head_max_m"] < 1e-3
+    config = replace(config, smpl_model="")
+    assert "needs --smpl_model" in convert_sequence(folder, tmp_path / "clips2", config).error

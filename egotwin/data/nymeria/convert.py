@@ -164,12 +164,12 @@ def smpl_body(folder: Path, smpl_model: str) -> Body:
     if not smpl_model:
         raise ValueError("--body smpl needs --smpl_model (your SMPL_NEUTRAL model file; it is not shipped)")
     rest, lift, clearance = smpl_rest(smpl_model, fits.betas)
-    fps = 1e6 / float(np.median(np.diff(fits.timestamps_us)))
+    fps = 1e6 * (len(fits.timestamps_us) - 1) / float(fits.timestamps_us[-1] - fits.timestamps_us[0])
     # the fits are stored Y-up (Nymeria's SMPL loader turns them Z-up with R = [[1,0,0],[0,0,-1],[0,1,0]]), and our
     # Z-up -> Y-up rotation is the inverse of that R: the parameters are already in our world's axes
     as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x))
     motion = Motion.from_axis_angle(
-        as_tensor(fits.transl + [0.0, lift, 0.0]), as_tensor(fits.global_orient), as_tensor(fits.body_pose[:, :63]),
+        as_tensor(fits.transl - [0.0, lift, 0.0]), as_tensor(fits.global_orient), as_tensor(fits.body_pose[:, :63]),
         rest_joints=as_tensor(rest), fps=fps,
     ).resample(MOTION_FPS)
     timecode = fits.timestamps_us[0] + np.arange(motion.num_frames) * (1e6 / MOTION_FPS)

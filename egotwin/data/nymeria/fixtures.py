@@ -222,3 +222,16 @@ class SyntheticRecording:
     def rgb_frame(self, device_time_us: float) -> tuple[np.ndarray, float]:
         index = int(np.abs(self.captures_us - device_time_us).argmin())
         return np.full(self.shape, index % 256, np.uint8), float(self.captures_us[index])
+
+
+def write_smpl_fits(folder: Path, motion: Motion, spec: FixtureSpec, betas: np.ndarray, fps: float = 48.0) -> None:
+    """`body/xdata_smpl_neutral.npz` of a motion whose rest joints are the SMPL model's at `betas` (unshifted), so
+    that SMPL's `transl` is the motion's `trans`; stored Y-up (our world's axes), TIME_CODE stamps, at `fps`."""
+    motion = motion.to(torch.float64).resample(fps)
+    n = motion.num_frames
+    device_us = spec.device_start_us + np.arange(n) / fps * 1e6
+    pose = np.concatenate((motion.pose_body.numpy(), np.zeros((n, 6))), axis=1)
+    (folder / "body").mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "body" / "xdata_smpl_neutral.npz", betas=np.tile(betas, (n, 1)), body_pose=pose,
+             global_orient=motion.root_orient.numpy(), transl=motion.trans.numpy(),
+             timestamps=np.round(device_us + spec.timecode_offset_us).astype(np.int64))
