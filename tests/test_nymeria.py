@@ -215,7 +215,7 @@ def test_xdata_reader_repairs_and_marks_broken_frames(tmp_path, walk):
     xsens = read_xdata(path)
     assert np.flatnonzero(xsens.broken).tolist() == [3, 20]
     assert np.array_equal(np.diff(xsens.timestamps_us) > 4100, np.ones(xsens.num_frames - 1, bool))
-    assert np.allclose(xsens.rotations[3], xsens.rotations[2])  # the NaN frame takes the previous one
+    assert np.allclose(xsens.rotations(np.array([3])), xsens.rotations(np.array([2])))  # NaN: the previous frame
     stamps[5:200] += 30_000  # a run of shifted stamps (dropped frames): no longer one regular grid
     np.savez(path, **{**arrays, "timestamps_us": stamps})
     with pytest.raises(NymeriaFormatError, match=r"xdata.npz: .* off a regular 240 Hz grid"):

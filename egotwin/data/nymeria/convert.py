@@ -151,7 +151,8 @@ def xsens_body(folder: Path) -> Body:
         raise NymeriaFormatError(f"{folder / files.XDATA}: frame rate {xsens.fps} Hz is not a multiple of {MOTION_FPS}")
     frames = np.arange(0, xsens.num_frames, step)
     motion, _ = retarget_xsens(xsens, frames, MOTION_FPS)
-    broken = np.add.reduceat(np.append(xsens.broken, False).astype(int), np.maximum(frames - step + 1, 0))[: len(frames)] > 0
+    # motion frame k is broken when a broken 240 Hz frame lies in (frames[k - 1], frames[k]]
+    broken = np.add.reduceat(xsens.broken.astype(int), np.maximum(frames - step + 1, 0)) > 0
     clearance = float(motion.rest_joints[list(FOOT_JOINTS), 1].min())
     return Body(motion, xsens.timestamps_us[frames], frames, broken, clearance)
 

@@ -63,7 +63,7 @@ def retarget_xsens(xsens: XSensMotion, frames: np.ndarray, fps: float) -> tuple[
     heading = tpose_heading(xsens.tpose_positions)
     tpose = xsens.tpose_rotations[SEGMENT_INDEX]  # (22, 3, 3)
     offsets = tpose.transpose(0, 2, 1) @ ZUP_TO_YUP.T @ heading
-    world = ZUP_TO_YUP @ xsens.rotations[frames][:, SEGMENT_INDEX] @ offsets  # (K, 22, 3, 3)
+    world = ZUP_TO_YUP @ xsens.rotations(frames)[:, SEGMENT_INDEX] @ offsets  # (K, 22, 3, 3)
     rest = rest_joints_from_tpose(xsens.tpose_positions)
     pelvis = xsens.positions[frames, SEGMENT_INDEX[0]] @ ZUP_TO_YUP.T
     local = local_from_global(torch.from_numpy(world))
