@@ -27,6 +27,7 @@ from egotwin.data.clip_format import write_video
 from egotwin.data.constants import CLIP_SECONDS, MOTION_FPS, NUM_MOTION_FRAMES, NUM_VIDEO_FRAMES
 from egotwin.data.nymeria import alignment, files
 from egotwin.data.nymeria.files import NARRATION_LEVELS, Narration, NymeriaFormatError, sentence
+from egotwin.data.nymeria.retarget import retarget_xsens
 from egotwin.motion.motion import Motion
 
 JOURNAL_NAME = "progress.jsonl"
@@ -143,14 +144,13 @@ class Body:
 
 
 def xsens_body(folder: Path) -> Body:
-    from egotwin.data.nymeria.retarget import retarget_xsens
-
+    """The XSens body (body/xdata.npz) retargeted at every 15th frame (16 fps)."""
     xsens = files.read_xdata(folder / files.XDATA)
     step = round(xsens.fps / MOTION_FPS)
     if abs(xsens.fps / step - MOTION_FPS) > 1e-6:
         raise NymeriaFormatError(f"{folder / files.XDATA}: frame rate {xsens.fps} Hz is not a multiple of {MOTION_FPS}")
     frames = np.arange(0, xsens.num_frames, step)
-    motion, _ = retarget_xsens(xsens, frames, MOTION_FPS)
+    motion = retarget_xsens(xsens, frames, MOTION_FPS)
     # motion frame k is broken when a broken 240 Hz frame lies in (frames[k - 1], frames[k]]
     broken = np.add.reduceat(xsens.broken.astype(int), np.maximum(frames - step + 1, 0)) > 0
     clearance = float(motion.rest_joints[list(FOOT_JOINTS), 1].min())

@@ -57,12 +57,11 @@ def rest_joints_from_tpose(tpose_positions: np.ndarray) -> np.ndarray:
     return (points - origin) @ heading
 
 
-def retarget_xsens(xsens: XSensMotion, frames: np.ndarray, fps: float) -> tuple[Motion, np.ndarray]:
-    """The XSens frames `frames` (K,) as a `Motion` (float64) on the T-pose's rest skeleton, in the Y-up XSens world,
-    and the (22, 3, 3) per-joint calibration offsets R_s(T)^-1 A^-1 F."""
+def retarget_xsens(xsens: XSensMotion, frames: np.ndarray, fps: float) -> Motion:
+    """The XSens frames `frames` (K,) as a `Motion` (float64) on the T-pose's rest skeleton, in the Y-up XSens world."""
     heading = tpose_heading(xsens.tpose_positions)
     tpose = xsens.tpose_rotations[SEGMENT_INDEX]  # (22, 3, 3)
-    offsets = tpose.transpose(0, 2, 1) @ ZUP_TO_YUP.T @ heading
+    offsets = tpose.transpose(0, 2, 1) @ ZUP_TO_YUP.T @ heading  # R_s(T)^-1 A^-1 F, per joint
     world = ZUP_TO_YUP @ xsens.rotations(frames)[:, SEGMENT_INDEX] @ offsets  # (K, 22, 3, 3)
     rest = rest_joints_from_tpose(xsens.tpose_positions)
     pelvis = xsens.positions[frames, SEGMENT_INDEX[0]] @ ZUP_TO_YUP.T
@@ -74,5 +73,5 @@ def retarget_xsens(xsens: XSensMotion, frames: np.ndarray, fps: float) -> tuple[
         rest_joints=torch.from_numpy(rest),
         fps=fps,
     )
-    return motion, offsets
+    return motion
 
