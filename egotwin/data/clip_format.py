@@ -13,6 +13,7 @@ This is also the format of user data: any source (real data included) that write
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -44,6 +45,15 @@ FFMPEG_PARAMS = [
     "-map_metadata",
     "-1",
 ]
+
+
+def hash_split(key: str, val_fraction: float, test_fraction: float) -> str:
+    """'train', 'val' or 'test' from a hash (SHA-256) of `key`: stable across runs and machines, so everything that
+    shares a key (an EgoWorld apartment, a Nymeria participant) lands in one split."""
+    u = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
+    if u < test_fraction:
+        return "test"
+    return "val" if u < test_fraction + val_fraction else "train"
 
 
 class ClipFormatError(ValueError):

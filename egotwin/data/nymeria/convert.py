@@ -9,7 +9,6 @@ cannot be converted is listed there with the error, and the other sequences go o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 from collections import Counter
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from egotwin.body.skeleton import FOOT_JOINTS, HEAD
 from egotwin.config import positional
-from egotwin.data.clip_format import write_video
+from egotwin.data.clip_format import hash_split, write_video
 from egotwin.data.constants import CLIP_SECONDS, MOTION_FPS, NUM_MOTION_FRAMES, NUM_VIDEO_FRAMES
 from egotwin.data.nymeria import alignment, files
 from egotwin.data.nymeria.files import NARRATION_LEVELS, Narration, NymeriaFormatError, sentence
@@ -103,13 +102,9 @@ class SequenceSkip(Exception):
         self.reason = reason
 
 
-def split_of(key: str, config: NymeriaConfig) -> str:
-    """train / val / test from a hash of the participant (stable across runs and machines): a participant's clips
-    all land in one split."""
-    u = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
-    if u < config.test_fraction:
-        return "test"
-    return "val" if u < config.test_fraction + config.val_fraction else "train"
+def split_of(participant: str, config: NymeriaConfig) -> str:
+    """train / val / test from a hash of the participant: a participant's clips all land in one split."""
+    return hash_split(participant, config.val_fraction, config.test_fraction)
 
 
 def overlapping(rows: list[Narration], start_s: float, end_s: float, min_overlap_s: float) -> list[Narration]:
