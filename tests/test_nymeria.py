@@ -449,3 +449,40 @@ def test_smpl_body_route(tmp_path, walk):
         assert record["body"] == "smpl" and record["residual_head_max_m"] < 1e-3
     config = replace(config, smpl_model="")
     assert "needs --smpl_model" in convert_sequence(folder, tmp_path / "clips2", config).error
+
+
+def test_hand_eye_and_clip_alignment_recover_known_transforms():
+    from scipy.spatial.transform import Rotation
+
+    from egotwin.data.nymeria.alignment import align_clip, rigid, solve_hand_eye
+
+    rng = np.random.default_rng(0)
+    heads = np.stack([rigid(r, t) for r, t in zip(Rotation.random(200, random_state=1).as_matrix(),
+                                                    rng.normal(size=(200, 3)))])
+    hand_eye = rigid(Rotation.random(random_state=2).as_matrix(), np.array([0.01, 0.09, 0.08]))
+    world = rigid(Rotation.from_euler("y", 1.1).as_matrix(), np.array([3.0, -1.0, 0.5]))
+    devices = world @ heads @ hand_eye
+    assert np.abs(solve_hand_eye(heads, devices, gap=3) - hand_eye).max() < 1e-9
+    fit = align_clip(heads @ hand_eye, devices)
+    assert np.abs(fit.transform - world).max() < 1e-9 and fit.residual_m.max() < 1e-9
+    # a head that only ever turns about one axis cannot fix the rotation about the others
+    yaw_only = heads.copy()
+    yaw_only[:, :3, :3] = Rotation.from_euler("z", rng.uniform(-2, 2, (200, 1))).as_matrix()
+    with pytest.raises(ValueError, match="too few axes"):
+        solve_hand_eye(yaw_only, world @ yaw_only @ hand_eye, gap=3)
+
+
+def test_the_xsens_tpose_retargets_to_the_rest_pose(tmp_path, walk):
+    from egotwin.data.nymeria.retarget import retarget_xsens
+
+    folder = write_fixture_sequence(tmp_path, walk.slice(0, 17), SPEC)
+    xsens = read_xdata(folder / "body/xdata.npz")
+    xsens.quaternions[0] = np.load(folder / "body/xdata.npz")["tpose_segment_qWXYZ"].reshape(23, 4)
+    xsens.positions[0] = np.load(folder / "body/xdata.npz")["tpose_segment_tXYZ"].reshape(23, 3)
+    motion = retarget_xsens(xsens, np.array([0]), 16.0)
+    assert np.abs(motion.body_pose[0].numpy() - np.eye(3)).max() < 1e-9  # every joint at rest
+    from scipy.spatial.transform import Rotation
+
+    heading = Rotation.from_euler("y", SPEC.tpose_yaw_deg, degrees=True).as_matrix()
+    assert np.abs(motion.global_orient[0].numpy() - heading).max() < 1e-9  # facing the T-pose's way
+    assert np.allclose(motion.rest_joints.numpy(), walk.rest_joints.double().numpy(), atol=1e-6)
