@@ -25,6 +25,7 @@ from egotwin.data.nymeria.files import (
     read_xdata,
 )
 from egotwin.data.nymeria.fixtures import FixtureSpec, fixture_motion, write_fixture_sequence
+from egotwin.motion.motion import Motion
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = FixtureSpec(narrations={
@@ -40,7 +41,8 @@ def offset_config(tmp_path, **kwargs) -> NymeriaConfig:
 
 
 @pytest.fixture(scope="module")
-def walk() -> object:
+def walk() -> Motion:
+    """The known motion: 30 s of walking while looking around, 16 fps, Aria world (Y-up, floor at 0)."""
     return fixture_motion(30.0)
 
 
@@ -80,8 +82,6 @@ def test_retargeted_motion_matches_the_known_motion(converted, walk):
     assert len(dataset) == 5
     for index, record in enumerate(records):
         item = dataset[index]
-        from egotwin.motion.motion import Motion
-
         got = Motion(item["trans"].double(), item["global_orient"].double(), item["body_pose"].double(),
                      item["rest_joints"].double())
         truth = truth_slice(walk, record)
@@ -418,7 +418,6 @@ def test_smpl_body_route(tmp_path, walk):
     from egotwin.data.nymeria.convert import convert_sequence
     from egotwin.data.nymeria.fixtures import write_smpl_fits
     from egotwin.data.nymeria.smpl import smpl_rest
-    from egotwin.motion.motion import Motion
 
     write_synthetic_smpl(tmp_path / "SMPL_NEUTRAL.npz", np.random.default_rng(0))
     betas = np.random.default_rng(1).normal(size=10)
