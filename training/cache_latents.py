@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
                               representation=representation.name)
     video_vae = None if args.video_vae.lower() == "none" else load_pretrained_video_vae(args.video_vae).to(device)
     text_encoder = TextEncoder.load(args.text_encoder).to(device)
-    dataset = build_clip_dataset(args.data_root, args.split)
+    dataset = build_clip_dataset(args.data_root, args.split, need_video=video_vae is not None)
     index = cache_latents(dataset, args.output_dir, video_vae, motion_vae, text_encoder, representation, stats,
                           args.batch_size, args.shard_size)
     print(f"cached {len(dataset)} clips: {index}")

@@ -235,9 +235,10 @@ def read_log(output_dir: str | Path) -> list[dict]:
     return [records[step] for step in sorted(records)]
 
 
-def build_clip_dataset(data_root: str, split: str) -> Dataset:
+def build_clip_dataset(data_root: str, split: str, need_video: bool = True) -> Dataset:
     """The EgoWorld clip data set of `data_root` / `split` (items: the layout of design "Time layout", see `egotwin.data.dataset`),
-    or `SyntheticClips` for `data_root` = 'synthetic:N' (the split picks the seed, so train and val differ)."""
+    or `SyntheticClips` for `data_root` = 'synthetic:N' (the split picks the seed, so train and val differ).
+    `need_video=False` (stages that read motion and text only) also accepts motion-only clips."""
     if not data_root:
         raise ValueError("data_root is not set: point it at an EgoWorld clip folder (or 'synthetic:N' for a smoke run)")
     if data_root.startswith("synthetic:"):
@@ -246,4 +247,4 @@ def build_clip_dataset(data_root: str, split: str) -> Dataset:
         return SyntheticClips(int(data_root.split(":", 1)[1]), seed={"train": 0, "val": 1, "test": 2}.get(split, 3))
     from egotwin.data.dataset import ClipDataset
 
-    return ClipDataset(data_root, split=split)
+    return ClipDataset(data_root, split=split, need_video=need_video)

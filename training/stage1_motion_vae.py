@@ -170,8 +170,8 @@ def train(config: Stage1Config, dataset: Dataset, val_dataset: Dataset | None = 
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(Stage1Config, argv)
-    dataset = build_clip_dataset(config.data_root, config.train_split)
-    val_dataset = build_clip_dataset(config.data_root, config.val_split) if config.val_split else None
+    dataset = build_clip_dataset(config.data_root, config.train_split, need_video=False)
+    val_dataset = build_clip_dataset(config.data_root, config.val_split, need_video=False) if config.val_split else None
     train(config, dataset, val_dataset)
 
 

@@ -13,6 +13,7 @@ This is also the format of user data: any source (real data included) that write
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -44,6 +45,15 @@ FFMPEG_PARAMS = [
     "-map_metadata",
     "-1",
 ]
+
+
+def hash_split(key: str, val_fraction: float, test_fraction: float) -> str:
+    """'train', 'val' or 'test' from a hash (SHA-256) of `key`: stable across runs and machines, so everything that
+    shares a key (an EgoWorld apartment, a Nymeria participant) lands in one split."""
+    u = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
+    if u < test_fraction:
+        return "test"
+    return "val" if u < test_fraction + val_fraction else "train"
 
 
 class ClipFormatError(ValueError):
@@ -158,25 +168,18 @@ def read_cameras(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def read_clip(folder: str | Path) -> dict:
+def read_clip(folder: str | Path, video: bool = True) -> dict:
     """Read and check one clip folder -> dict with frames (41, H, W, 3) uint8, motion (Motion, 81 frames),
     camera_to_world (41, 4, 4), intrinsics (3, 3), hand_visible (41, 2) bool, caption str.
-    Raises ClipFormatError naming the file at fault."""
+    `video=False` reads a motion-only clip (motion.npz and caption.txt; its metadata record says `"video": false`):
+    motion and caption only. Raises ClipFormatError naming the file at fault."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ClipFormatError(f"{folder}: clip folder missing")
+    motion, caption = _read_motion_and_caption(folder)
+    if not video:
+        return {"motion": motion, "caption": caption}
     cameras = read_cameras(folder / "cameras.npz")
-    try:
-        motion = Motion.load_npz(folder / "motion.npz")
-    except FileNotFoundError:
-        raise ClipFormatError(f"{folder / 'motion.npz'}: missing")
-    except MotionFileError as error:
-        raise ClipFormatError(str(error)) from error
-    if motion.num_frames != NUM_MOTION_FRAMES or abs(motion.fps - MOTION_FPS) > 1e-6:
-        raise ClipFormatError(
-            f"{folder / 'motion.npz'}: need {NUM_MOTION_FRAMES} frames at {MOTION_FPS:g} fps, "
-            f"got {motion.num_frames} at {motion.fps}"
-        )
     video_path = folder / "video.mp4"
     if not video_path.exists():
         raise ClipFormatError(f"{video_path}: missing")
@@ -188,12 +191,6 @@ def read_clip(folder: str | Path) -> dict:
             f"{video_path}: frames are {frames.shape[2]}x{frames.shape[1]} but cameras.npz says "
             f"{int(cameras['width'])}x{int(cameras['height'])}"
         )
-    caption_path = folder / "caption.txt"
-    if not caption_path.exists():
-        raise ClipFormatError(f"{caption_path}: missing")
-    caption = caption_path.read_text().strip()
-    if not caption:
-        raise ClipFormatError(f"{caption_path}: empty caption")
     return {
         "frames": frames,
         "motion": motion,
@@ -202,3 +199,25 @@ def read_clip(folder: str | Path) -> dict:
         "hand_visible": cameras["hand_visible"].astype(bool),
         "caption": caption,
     }
+
+
+def _read_motion_and_caption(folder: Path) -> tuple[Motion, str]:
+    """The checked motion.npz (81 frames at 16 fps) and caption.txt (not empty) of a clip folder."""
+    try:
+        motion = Motion.load_npz(folder / "motion.npz")
+    except FileNotFoundError:
+        raise ClipFormatError(f"{folder / 'motion.npz'}: missing")
+    except MotionFileError as error:
+        raise ClipFormatError(str(error)) from error
+    if motion.num_frames != NUM_MOTION_FRAMES or abs(motion.fps - MOTION_FPS) > 1e-6:
+        raise ClipFormatError(
+            f"{folder / 'motion.npz'}: need {NUM_MOTION_FRAMES} frames at {MOTION_FPS:g} fps, "
+            f"got {motion.num_frames} at {motion.fps}"
+        )
+    caption_path = folder / "caption.txt"
+    if not caption_path.exists():
+        raise ClipFormatError(f"{caption_path}: missing")
+    caption = caption_path.read_text().strip()
+    if not caption:
+        raise ClipFormatError(f"{caption_path}: empty caption")
+    return motion, caption

@@ -11,6 +11,9 @@ Each item is a dict:
     hand_visible     bool    (41, 2)                    left, right
     caption          str
     clip_id          str
+Motion-only clips (metadata record `"video": false`, e.g. `python -m egotwin.data.nymeria --motion_only true`) have no
+video.mp4 / cameras.npz; their items hold the motion keys, caption and clip_id only. They are read only with
+`need_video=False` (the motion VAE and the text-to-motion latent cache); a set that needs video raises on them.
 With `canonicalize=True` motion and cameras are moved into the motion's canonical frame (frame-0 head above the
 origin, facing +z). Broken clips are never returned as data: they raise `ClipFormatError` naming the file, or with
 `on_error="skip"` they are found when the dataset is opened and left out with a warning that names each one.
@@ -28,13 +31,24 @@ from torch.utils.data import Dataset
 from egotwin.data.clip_format import SPLITS, ClipFormatError, read_clip, read_metadata
 
 CLIP_FILES = ("video.mp4", "motion.npz", "cameras.npz", "caption.txt")
+MOTION_CLIP_FILES = ("motion.npz", "caption.txt")
+
+
+def has_video(record: dict) -> bool:
+    """Whether a metadata record is a full clip (records say `"video": false` for motion-only clips)."""
+    return record.get("video", True) is not False
 
 
 class ClipDataset(Dataset):
     """Clips of one split (or all) of a clip folder."""
 
     def __init__(
-        self, root: str | Path, split: str | None = "train", canonicalize: bool = False, on_error: str = "raise"
+        self,
+        root: str | Path,
+        split: str | None = "train",
+        canonicalize: bool = False,
+        on_error: str = "raise",
+        need_video: bool = True,
     ) -> None:
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
@@ -43,10 +57,17 @@ class ClipDataset(Dataset):
         self.root = Path(root)
         self.canonicalize = canonicalize
         records = [r for r in read_metadata(self.root) if split is None or r["split"] == split]
+        motion_only = [r["clip_id"] for r in records if not has_video(r)]
+        if need_video and motion_only:
+            raise ClipFormatError(
+                f"{self.root / 'metadata.jsonl'}: {len(motion_only)} motion-only clips (e.g. {motion_only[0]}, no video); "
+                "this stage needs video: convert them with video, or use a stage that reads motion and text only"
+            )
         if on_error == "raise":
             for record in records:
                 folder = self.root / record["path"]
-                missing = [name for name in CLIP_FILES if not (folder / name).exists()]
+                needed = CLIP_FILES if has_video(record) else MOTION_CLIP_FILES
+                missing = [name for name in needed if not (folder / name).exists()]
                 if missing:
                     raise ClipFormatError(f"{folder}: clip {record['clip_id']} lacks {', '.join(missing)}")
             self.records = records
@@ -54,7 +75,7 @@ class ClipDataset(Dataset):
             self.records = []
             for record in records:
                 try:
-                    read_clip(self.root / record["path"])
+                    read_clip(self.root / record["path"], video=has_video(record))
                 except ClipFormatError as error:
                     warnings.warn(f"skipping broken clip {record['clip_id']}: {error}", stacklevel=2)
                     continue
@@ -65,8 +86,18 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        clip = read_clip(self.root / record["path"])
+        clip = read_clip(self.root / record["path"], video=has_video(record))
         motion = clip["motion"]
+        if not has_video(record):
+            motion = motion.canonicalize()[0] if self.canonicalize else motion
+            return {
+                "trans": motion.trans.float(),
+                "global_orient": motion.global_orient.float(),
+                "body_pose": motion.body_pose.float(),
+                "rest_joints": motion.rest_joints.float(),
+                "caption": clip["caption"],
+                "clip_id": record["clip_id"],
+            }
         cameras = torch.as_tensor(clip["camera_to_world"], dtype=torch.float64)
         if self.canonicalize:
             motion, transform = motion.canonicalize()

@@ -8,7 +8,6 @@ never share an apartment.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import multiprocessing
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from egotwin.body.head_camera import HeadCameraRig
 from egotwin.body.skeleton import HEAD, LEFT_WRIST, RIGHT_WRIST
-from egotwin.data.clip_format import NUM_VIDEO_FRAMES, write_clip
+from egotwin.data.clip_format import NUM_VIDEO_FRAMES, hash_split, write_clip
 from egotwin.motion.motion import Motion
 from egotwin.world.apartment import Apartment, generate_apartment
 from egotwin.world.body_motion import synthesize_motion
@@ -72,12 +71,7 @@ def apartment_seed(seed: int, apartment_index: int) -> int:
 
 def split_of(apartment_seed_: int, config: WorldConfig) -> str:
     """Split from a hash of the apartment seed (stable across runs and machines)."""
-    u = int(hashlib.sha256(str(apartment_seed_).encode()).hexdigest()[:8], 16) / 16**8
-    if u < config.test_fraction:
-        return "test"
-    if u < config.test_fraction + config.val_fraction:
-        return "val"
-    return "train"
+    return hash_split(str(apartment_seed_), config.val_fraction, config.test_fraction)
 
 
 def load_default_body(height: float = 1.70):
