@@ -2,6 +2,7 @@
 the clip (mp4, npz, caption).
 
     python -m benchmarks.bench_world [--clips 16] [--width 64] [--height 64] [--clips_per_apartment 4] [--seed 0]
+        [--textured]
 
 Runs one worker on one torch thread, as each `--workers` process does. Prints the median wall and CPU time per clip
 (after one warm-up clip), the stage breakdown, and clips/s/core = 1 / median time. CPU time (this process and its
@@ -45,6 +46,8 @@ class BenchWorldConfig:
     """Clips recorded in one apartment before a new one is generated."""
     seed: int = 0
     """Seed of the apartments and clips."""
+    textured: bool = False
+    """Render with procedural textures and posters (WorldConfig.textured)."""
 
 
 def cpu_seconds() -> float:
@@ -63,9 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     if errors:
         raise SystemExit("python -m benchmarks.bench_world: error: " + "; ".join(errors))
     torch.set_num_threads(1)
-    world = WorldConfig(width=config.width, height=config.height, clips_per_apartment=config.clips_per_apartment)
+    world = WorldConfig(
+        width=config.width, height=config.height, clips_per_apartment=config.clips_per_apartment,
+        textured=config.textured,
+    )
     body = load_default_body(world.body_height)
-    renderer = EgoRenderer(body, world.width, world.height, HeadCameraRig())
+    renderer = EgoRenderer(body, world.width, world.height, HeadCameraRig(), world.textured)
     rest = torch.as_tensor(np.asarray(body.rest_joints), dtype=torch.float32)
     walls, cpus, stages = [], [], {"apartment": [], "clip (plan+motion+render)": [], "write (mp4+npz)": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     renderer.close()
     wall, cpu = statistics.median(walls), statistics.median(cpus)
     print(
-        f"EgoWorld {config.width}x{config.height}, {config.clips} clips, "
+        f"EgoWorld {config.width}x{config.height}{' textured' if config.textured else ''}, {config.clips} clips, "
         f"{config.clips_per_apartment} clips per apartment, 1 worker, torch threads {torch.get_num_threads()}, "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )

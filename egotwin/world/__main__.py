@@ -1,6 +1,7 @@
 """Command line of EgoWorld.
 
-python -m egotwin.world generate --output_dir DIR --clips N [--seed S --workers W --width 64 --height 64 --turn_speed 120]
+python -m egotwin.world generate --output_dir DIR --clips N [--seed S --workers W --width 64 --height 64
+                                                           --turn_speed 120 --textured]
 python -m egotwin.world preview DIR [--clips 8 --output PNG]
 
 `python -m egotwin.world generate --help` lists every setting with its documentation.
@@ -39,6 +40,8 @@ class GenerateConfig:
     """Clips recorded in one apartment before a new one is generated."""
     turn_speed: float = 120.0
     """Mean speed of whole-body turns, degrees per second (120 made the shipped model's data set)."""
+    textured: bool = False
+    """Procedural textures (wood, tiles, brick, plaster, stripes, checks) and posters; same clips otherwise."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +72,7 @@ def generate_command(argv: list[str]) -> None:
 
     world = WorldConfig(
         width=config.width, height=config.height, clips_per_apartment=config.clips_per_apartment,
-        turn_speed_deg=config.turn_speed,
+        turn_speed_deg=config.turn_speed, textured=config.textured,
     )
     records = generate(Path(config.output_dir), config.clips, config.seed, config.workers, world)
     splits = {s: sum(r["split"] == s for r in records) for s in SPLITS}

@@ -204,6 +204,9 @@ class Apartment:
     """Point lights: {'position': (3,), 'color': (3,), 'intensity': float}; plus one 'ambient' entry."""
     walls: list[tuple[float, float, float, float]] = field(default_factory=list)
     """Wall footprints (x0, x1, z0, z1)."""
+    shell_surfaces: np.ndarray = field(default_factory=lambda: np.zeros(0, str))
+    """(F,) what each shell face belongs to: 'floor tiles', 'floor planks', 'floor plain', 'ceiling', 'wall N' (room
+    N's walls) or 'trim' (skirting boards, door frames); the textured renderer picks patterns by it."""
 
     def room_at(self, x: float, z: float) -> Room | None:
         for room in self.rooms:
@@ -356,10 +359,13 @@ def generate_apartment(seed: int) -> Apartment:
         x += width
 
     shell_parts: list[trimesh.Trimesh] = []
+    surfaces: list[str] = []  # the surface label of each shell part
     walls: list[tuple[float, float, float, float]] = []
     wall_colors = [WALL_COLORS[k] for k in rng.choice(len(WALL_COLORS), num_rooms)]
     for room, wall_rgb in zip(rooms, wall_colors):
-        shell_parts += _floor_and_ceiling(room, rng)
+        floor_parts, style = _floor_and_ceiling(room, rng)
+        shell_parts += floor_parts
+        surfaces += [f"floor {style}"] * (len(floor_parts) - 1) + ["ceiling"]
         # outer walls of this room (the shared walls are built with the doorways below)
         t = WALL_THICKNESS
         spans = [
@@ -379,6 +385,7 @@ def generate_apartment(seed: int) -> Apartment:
                     (x1 - x0 + 0.02, 0.1, z1 - z0 + 0.02), ((x0 + x1) / 2, 0.05, (z0 + z1) / 2), _shade(wall_rgb, 0.55)
                 )
             )
+            surfaces += [f"wall {room.index}", "trim"]
             walls.append((x0, x1, z0, z1))
 
     doors: list[Door] = []
@@ -391,6 +398,7 @@ def generate_apartment(seed: int) -> Apartment:
         t = WALL_THICKNESS
         for z0, z1 in ((0.0, z_mid - DOOR_WIDTH / 2), (z_mid + DOOR_WIDTH / 2, depth)):
             shell_parts.append(_box((t, height, z1 - z0), (wall_x, height / 2, (z0 + z1) / 2), wall_rgb))
+            surfaces.append(f"wall {i}")
             walls.append((wall_x - t / 2, wall_x + t / 2, z0, z1))
         shell_parts.append(
             _box(
@@ -399,6 +407,7 @@ def generate_apartment(seed: int) -> Apartment:
                 _shade(wall_rgb, 0.9),
             )
         )
+        surfaces.append(f"wall {i}")
         frame_rgb = (70, 60, 55)  # a dark frame makes the doorway readable at 64x64
         for side in (-1, 1):
             shell_parts.append(
@@ -409,17 +418,23 @@ def generate_apartment(seed: int) -> Apartment:
                 )
             )
         shell_parts.append(_box((t + 0.04, 0.06, DOOR_WIDTH + 0.12), (wall_x, DOOR_HEIGHT + 0.03, z_mid), frame_rgb))
+        surfaces += ["trim"] * 3
         if rng.random() < 0.85:
             doors.append(_make_door(f"door {len(doors)}", wall_x, z_mid, i, rng))
 
     objects = _furnish(rooms, doorways, rng)
     lights = _lights(rooms, rng)
     shell = trimesh.util.concatenate(shell_parts)
-    return Apartment(seed=seed, rooms=rooms, doors=doors, objects=objects, shell=shell, lights=lights, walls=walls)
+    shell_surfaces = np.concatenate([np.full(len(p.faces), s) for p, s in zip(shell_parts, surfaces, strict=True)])
+    return Apartment(
+        seed=seed, rooms=rooms, doors=doors, objects=objects, shell=shell, lights=lights, walls=walls,
+        shell_surfaces=shell_surfaces,
+    )
 
 
-def _floor_and_ceiling(room: Room, rng: np.random.Generator) -> list[trimesh.Trimesh]:
-    """Floor with a tile, plank or plain pattern (per-face colours stand in for a texture) and a plain ceiling."""
+def _floor_and_ceiling(room: Room, rng: np.random.Generator) -> tuple[list[trimesh.Trimesh], str]:
+    """Floor with a tile, plank or plain pattern (per-face colours stand in for a texture) and a plain ceiling (the
+    last part), and the floor's style."""
     base = FLOOR_COLORS[int(rng.integers(len(FLOOR_COLORS)))]
     style = rng.choice(["tiles", "planks", "plain"])
     parts = []
@@ -447,7 +462,7 @@ def _floor_and_ceiling(room: Room, rng: np.random.Generator) -> list[trimesh.Tri
             ceiling,
         )
     )
-    return parts
+    return parts, str(style)
 
 
 def _make_door(name: str, wall_x: float, z_mid: float, left_room: int, rng: np.random.Generator) -> Door:

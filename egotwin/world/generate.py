@@ -44,6 +44,9 @@ class WorldConfig:
     body_height: float = 1.70
     turn_speed_deg: float = TURN_SPEED_DEG
     """Mean speed of whole-body turns, degrees per second (120 made the shipped model's data set)."""
+    textured: bool = False
+    """Procedural textures on walls, floors, doors and furniture, and posters on the walls (egotwin/world/textures.py);
+    the apartments, episodes and motions are those of the untextured data set of the same seed."""
 
 
 @dataclass
@@ -176,7 +179,7 @@ def _init_worker(config: WorldConfig, pool_worker: bool = True) -> None:
     if pool_worker:
         torch.set_num_threads(1)
     body = load_default_body(config.body_height)
-    _WORKER["renderer"] = EgoRenderer(body, config.width, config.height, HeadCameraRig())
+    _WORKER["renderer"] = EgoRenderer(body, config.width, config.height, HeadCameraRig(), config.textured)
     _WORKER["rest_joints"] = torch.as_tensor(np.asarray(body.rest_joints), dtype=torch.float32)
     _WORKER["config"] = config
 

@@ -24,6 +24,7 @@ import trimesh
 
 from egotwin.body.head_camera import HeadCameraRig, opencv_to_opengl, project
 from egotwin.body.skeleton import JOINT_INDEX, LEFT_WRIST, RIGHT_WRIST
+from egotwin.world import textures
 from egotwin.world.apartment import Apartment
 
 HIDDEN_IN_EGO_VIEW = (JOINT_INDEX["head"], JOINT_INDEX["neck"])
@@ -111,10 +112,18 @@ class BodyParts:
 
 
 class _RigidPieces:
-    """Rigid meshes packed into one vertex array: local positions, normals and colours per face corner, and which
-    piece each corner belongs to."""
+    """Rigid meshes packed into one vertex array: local positions, normals, (texture coordinates,) colours per face
+    corner, and which piece each corner belongs to."""
 
-    def __init__(self, meshes: list[trimesh.Trimesh]) -> None:
+    def __init__(
+        self,
+        meshes: list[trimesh.Trimesh],
+        uvs: list[np.ndarray] | None = None,
+        color_gain: float = 1.0,
+        material: pyrender.Material | None = None,
+    ) -> None:
+        """`uvs`: (3F, 2) texture coordinates of each mesh's face corners, sampling `material`'s base colour texture;
+        `color_gain` scales the colours (see egotwin/world/textures.py)."""
         local, colors, self.bounds = [], [], []
         start = 0
         for mesh in meshes:
@@ -127,11 +136,17 @@ class _RigidPieces:
             self.bounds.append((start, start + 3 * len(mesh.faces)))
             start += 3 * len(mesh.faces)
         self.local = np.concatenate(local).astype(np.float32)
-        self.data = np.empty((start, 10), np.float32)
-        self.data[:, 6:] = np.concatenate(colors).astype(np.float32) / 255.0
+        # pyrender's VBO layout: position, normal, texture coordinates (when there are any), colour
+        self.textured = uvs is not None
+        self.data = np.empty((start, 12 if self.textured else 10), np.float32)
+        self.data[:, -4:] = np.concatenate(colors).astype(np.float32) / 255.0
+        self.data[:, -4:-1] *= color_gain
+        if self.textured:
+            self.data[:, 6:8] = np.concatenate(uvs)
+        self.material = material
 
     def vertex_data(self, poses: np.ndarray) -> np.ndarray:
-        """(P, 4, 4) piece poses -> (V, 10) float32 interleaved position, normal, colour (pyrender's VBO layout)."""
+        """(P, 4, 4) piece poses -> (V, 10 or 12) float32 interleaved position, normal, (uv,) colour."""
         block = np.zeros((6, 6), np.float32)
         for (a, b), pose in zip(self.bounds, poses):
             block[:3, :3] = block[3:, 3:] = pose[:3, :3].T
@@ -141,13 +156,14 @@ class _RigidPieces:
 
     def primitive(self, poses: np.ndarray) -> pyrender.Primitive:
         data = self.vertex_data(poses)
-        material = pyrender.MetallicRoughnessMaterial(
+        material = self.material or pyrender.MetallicRoughnessMaterial(
             baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=0.9, alphaMode="OPAQUE"
         )
         return pyrender.Primitive(
             positions=data[:, :3],
             normals=data[:, 3:6],
-            color_0=data[:, 6:],
+            texcoord_0=data[:, 6:8] if self.textured else None,
+            color_0=data[:, -4:],
             material=material,
             mode=pyrender.constants.GLTF.TRIANGLES,
         )
@@ -179,8 +195,11 @@ def delete_offscreen_renderer(renderer: pyrender.OffscreenRenderer) -> None:
 class EgoRenderer:
     """Renders egocentric frames of an apartment and a posed mannequin from the head camera."""
 
-    def __init__(self, body, width: int = 64, height: int = 64, rig: HeadCameraRig = HeadCameraRig()) -> None:
-        self.width, self.height, self.rig = width, height, rig
+    def __init__(
+        self, body, width: int = 64, height: int = 64, rig: HeadCameraRig = HeadCameraRig(), textured: bool = False
+    ) -> None:
+        """`textured`: draw the apartments with procedural textures and posters (egotwin/world/textures.py)."""
+        self.width, self.height, self.rig, self.textured = width, height, rig, textured
         self.parts = BodyParts(body)
         self.body_joints = [j for j in sorted(self.parts.meshes) if j not in HIDDEN_IN_EGO_VIEW]
         self.intrinsics = rig.intrinsics(width, height, dtype=torch.float64)
@@ -197,8 +216,11 @@ class EgoRenderer:
         ambient = next(light["ambient"] for light in apartment.lights if "ambient" in light)
         scene = OrderedScene(ambient_light=np.full(3, ambient), bg_color=np.zeros(4))
         fixed = [o for o in apartment.objects if not o.movable]
-        static = [apartment.shell] + [o.mesh.copy().apply_transform(o.pose) for o in fixed]
-        scene.add(pyrender_mesh(trimesh.util.concatenate(static)))
+        if self.textured:
+            scene.add(pyrender.Mesh(textures.static_primitives(apartment, fixed)))
+        else:
+            static = [apartment.shell] + [o.mesh.copy().apply_transform(o.pose) for o in fixed]
+            scene.add(pyrender_mesh(trimesh.util.concatenate(static)))
         for light in apartment.lights:
             if "position" in light:
                 pose = np.eye(4)
@@ -206,11 +228,18 @@ class EgoRenderer:
                 scene.add(pyrender.PointLight(color=light["color"], intensity=light["intensity"]), pose=pose)
         self.apartment = apartment
         self.movable = [o for o in apartment.objects if o.movable]
-        self.pieces = _RigidPieces(
+        meshes = (
             [self.parts.meshes[j] for j in self.body_joints]
             + [d.mesh for d in apartment.doors]
             + [o.mesh for o in self.movable]
         )
+        if self.textured:
+            door_cells, object_cells = textures.moving_cells(apartment, self.movable)
+            cells = ["flat"] * len(self.body_joints) + door_cells + object_cells
+            uvs = [textures.atlas_uv(mesh, cell) for mesh, cell in zip(meshes, cells)]
+            self.pieces = _RigidPieces(meshes, uvs, textures.COLOR_GAIN, textures.dynamic_material(apartment))
+        else:
+            self.pieces = _RigidPieces(meshes)
         self.dynamic = self.pieces.primitive(
             self._poses(np.tile(np.eye(3), (22, 1, 1)), self.parts.rest_joints, np.zeros(len(apartment.doors)), {}, 0)
         )
