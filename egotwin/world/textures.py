@@ -136,8 +136,8 @@ def _brick(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _plaster(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Fractal noise: blotches and trowel marks of several sizes."""
-    value = sum(0.5**k * periodic_noise(rng, n, n / 8 / 2**k) for k in range(4))
+    """Fractal noise: blotches and trowel marks of 3-12 cm (on a 2 m tile)."""
+    value = sum(0.6**k * periodic_noise(rng, n, n / 16 / 2**k) for k in range(3))
     return 0.85 + 0.08 * value / value.std()
 
 
