@@ -47,8 +47,9 @@ TILE_METRES = {
     "stripes": 0.5,
     "checks": 0.6,
 }
-WALL_PATTERNS = ("brick", "plaster", "wallpaper")
-FLOOR_PATTERNS = {"floor tiles": "tiles", "floor planks": "planks", "floor plain": "plaster"}
+WALL_PATTERNS = {"brick": 0.4, "wallpaper": 0.4, "plaster": 0.2}
+"""Wall patterns and their chances (plaster, the plainest, the rarest)."""
+FLOOR_PATTERNS = {"floor tiles": "tiles", "floor planks": "planks", "floor plain": "wood"}
 WOODEN_KINDS = TABLE_KINDS + ("chair", "shelf", "cabinet")
 ATLAS_CELLS = ("flat", "wood", "stripes", "checks")
 """Cells of the moving pieces' atlas (2x2): the body samples the flat cell, doors wood, objects stripes or checks."""
@@ -105,26 +106,27 @@ def _wood(rng: np.random.Generator, n: int, boards: int) -> np.ndarray:
     warp = periodic_noise(rng, n, n / 6)
     rings = np.sin(2 * math.pi * (int(rng.integers(20, 36)) * u + 1.2 * warp)) * 0.5 + 0.5
     board = np.floor(u * boards).astype(int) % boards
-    shade = rng.uniform(0.82, 1.0, boards)[board]
+    shade = rng.uniform(0.7, 1.0, boards)[board]
     value = shade * (0.78 + 0.17 * rings**3 + 0.05 * periodic_noise(rng, n, 1.5))
     edge = np.minimum((u * boards) % 1, 1 - (u * boards) % 1) * n / boards
-    value = np.where(edge < 1.5, 0.45, value)
+    value = np.where(edge < 3, 0.45, value)
     joint = (v + rng.uniform(0, 1, boards)[board]) % 0.5  # two board ends per tile, staggered per board
-    return np.where(joint * n < 2, 0.45, value)
+    return np.where(joint * n < 4, 0.45, value)
 
 
 def _tiles(rng: np.random.Generator, n: int, per_side: int, grout: float) -> np.ndarray:
     u, v = _grid(n)
     i, j = np.floor(u * per_side).astype(int), np.floor(v * per_side).astype(int)
-    shade = rng.uniform(0.85, 1.0, (per_side, per_side))[j, i]
+    shade = rng.uniform(0.75, 1.0, (per_side, per_side))[j, i]
     value = shade * (0.95 + 0.05 * periodic_noise(rng, n, 4))
     line = np.minimum.reduce([(u * per_side) % 1, 1 - (u * per_side) % 1, (v * per_side) % 1, 1 - (v * per_side) % 1])
     return np.where(line < grout, 0.5, value)
 
 
 def _brick(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Bricks 25 x 10 cm on a 1 m tile, every other row shifted by half a brick, light mortar."""
-    rows, per_row = 10, 4
+    """Bricks 25 x 12.5 cm on a 1 m tile, every other row shifted by half a brick, dark mortar about 4 cm wide (a
+    pixel at 64x64 two metres away: thinner lines vanish in the mipmaps)."""
+    rows, per_row = 8, 4
     u, v = _grid(n)
     row = np.floor(v * rows).astype(int)
     shifted = (u * per_row + 0.5 * (row % 2)) % per_row
@@ -132,7 +134,7 @@ def _brick(rng: np.random.Generator, n: int) -> np.ndarray:
     shade = rng.uniform(0.7, 1.0, (rows, per_row))[row, col]
     value = shade * (0.9 + 0.1 * periodic_noise(rng, n, 2))
     mortar = np.minimum.reduce([shifted % 1 * n / per_row, (1 - shifted % 1) * n / per_row, (v * rows) % 1 * n / rows])
-    return np.where(mortar < 2.5, 1.0, value)
+    return np.where(mortar < 5, 0.5, value)
 
 
 def _plaster(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -170,7 +172,7 @@ def pattern_textures(rng: np.random.Generator, n: int = TEXTURE_SIZE) -> dict[st
     patterns = {
         "wood": _wood(rng, n, boards=8),
         "planks": _wood(rng, n, boards=4),
-        "tiles": _tiles(rng, n, per_side=2, grout=0.025),
+        "tiles": _tiles(rng, n, per_side=2, grout=0.04),
         "brick": _brick(rng, n),
         "plaster": _plaster(rng, n),
         "wallpaper": _wallpaper(rng, n),
@@ -325,7 +327,8 @@ def static_primitives(apartment: Apartment, fixed: list[WorldObject]) -> list[py
     and one for the posters."""
     rng = np.random.default_rng([apartment.seed, TEXTURE_STREAM])
     textures = pattern_textures(rng)
-    wall_patterns = [str(rng.choice(WALL_PATTERNS)) for _ in apartment.rooms]
+    names, chances = list(WALL_PATTERNS), list(WALL_PATTERNS.values())
+    wall_patterns = [str(rng.choice(names, p=chances)) for _ in apartment.rooms]
     parts: list[tuple[trimesh.Trimesh, str]] = []
     labels = apartment.shell_surfaces
     for pattern in sorted(set(textures)):
