@@ -75,6 +75,18 @@ def test_every_grey_pattern_has_the_common_mean_and_fine_structure():
     assert all((again[name] == patterns[name]).all() for name in patterns)
 
 
+def test_every_shell_face_has_its_surface():
+    for seed in (0, 1, 2):
+        apartment = generate_apartment(seed)
+        labels = apartment.shell_surfaces
+        assert len(labels) == len(apartment.shell.faces)
+        walls = {f"wall {room.index}" for room in apartment.rooms}
+        assert walls | {"ceiling", "trim"} <= set(labels) <= walls | {"ceiling", "trim"} | set(textures.FLOOR_PATTERNS)
+        # walls stand, floors and ceilings lie: check by the faces' extent in y
+        heights = np.ptp(apartment.shell.vertices[apartment.shell.faces][..., 1], axis=1)
+        assert heights[labels == "wall 0"].max() > 2.0 and heights[labels == "ceiling"].max() < 0.03
+
+
 def _laplacian_energy(frames: np.ndarray) -> float:
     grey = frames.astype(np.float64).mean(-1)
     return float(np.mean([np.abs(ndimage.laplace(frame)).mean() for frame in grey]))
