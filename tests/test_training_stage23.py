@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from egotwin.config import load_config, parse_config
 from egotwin.data.latents import cache_latents, clip_motion
 from egotwin.models.motion_vae import MotionVAE
+from egotwin.models.presets import build_transformer
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import small_video_vae
@@ -140,6 +141,10 @@ def test_accelerate_launcher_files_parse():
     assert (zero2.distributed_type, zero2.mixed_precision) == (DistributedType.DEEPSPEED, "bf16")
     assert zero2.deepspeed_config["zero_stage"] == 2 and zero2.deepspeed_config["gradient_clipping"] == 1.0
     assert zero2.deepspeed_config["offload_optimizer_device"] == zero2.deepspeed_config["offload_param_device"] == "none"
+    fsdp = load_config_from_file(str(REPO / "training" / "accelerate" / "fsdp.yaml"))
+    assert (fsdp.distributed_type, fsdp.mixed_precision, fsdp.fsdp_config["fsdp_version"]) == (DistributedType.FSDP, "bf16", 2)
+    wrapped = set(fsdp.fsdp_config["fsdp_transformer_layer_cls_to_wrap"].split(","))
+    assert wrapped == {type(block).__name__ for block in build_transformer("tiny").transformer_blocks}
 
 
 def test_cache_must_match_the_expected_representation(latents, tmp_path):
@@ -335,3 +340,46 @@ def test_two_processes_keep_identical_weights_on_different_data(latents, tmp_pat
     seen = [set(r["clip_ids"]) for r in reports]
     assert len(reports[0]["clip_ids"]) == 6 and not seen[0] & seen[1] and len(seen[0] | seen[1]) == 12
     assert len(read_log(run)) == 3
+
+
+@pytest.mark.slow
+def test_fsdp_on_two_processes_trains_what_one_process_trains(latents, tmp_path):
+    """`training/accelerate/fsdp.yaml` on two CPU processes (gloo; `tests/fsdp_cpu_launch.py` puts accelerate in its
+    FSDP2 mode, which it enters only on accelerator devices): the transformer is sharded (each process holds about half
+    the values), clipping (at a norm that clips), EMA, validation by both processes, a sharded checkpoint resumed after
+    step 2, and the gathered export. Its exported EMA weights and its validation losses equal a one-process run's with
+    the same global batch to float tolerance."""
+    flags = ["--config", str(CONFIGS / "stage3_joint.json"), "--init_from", "", "--latents", str(latents),
+             "--ema_decay", "0.9", "--val_split", "val", "--val_every", "2",
+             "--checkpoint_every", "2", "--log_every", "1", "--warmup_steps", "1", "--decay_steps", "0",
+             "--learning_rate", "1e-3", "--max_grad_norm", "0.05"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    sharded = tmp_path / "fsdp"
+    for max_steps in (2, 4):  # stopped after step 2, then resumed from its checkpoint
+        subprocess.run(
+            ["accelerate", "launch", "--config_file", str(REPO / "training" / "accelerate" / "fsdp.yaml"),
+             "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
+             str(REPO / "tests" / "fsdp_cpu_launch.py"), "training.stage3_joint", *flags,
+             "--output_dir", str(sharded), "--batch_size", "2", "--val_batches", "2", "--max_steps", str(max_steps)],
+            cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL,
+        )
+    one_process = ["--output_dir", str(tmp_path / "one"), "--batch_size", "4", "--val_batches", "1", "--max_steps", "4"]
+    train_stage3(parse_config(Stage3Config, [*flags, *one_process]))  # the same 4 val clips in one batch
+
+    one = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "one" / "transformer")
+    both = EgoTwinTransformer3DModel.from_pretrained(sharded / "transformer")
+    start = initial_model(parse_config(Stage3Config, flags))
+    moved = max((a - b).abs().max().item() for a, b in zip(one.parameters(), start.parameters()))
+    assert moved > 1e-3  # the weights did train
+    for (name, a), b in zip(one.named_parameters(), both.parameters()):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5 * moved / 1e-3, msg=name)
+    reports = [json.loads((sharded / "replicas" / f"rank_{rank:02d}.json").read_text()) for rank in (0, 1)]
+    total = sum(param.numel() for param in one.parameters())
+    assert reports[0]["parameters_sha256"] == reports[1]["parameters_sha256"]
+    assert reports[0]["parameters_held"] + reports[1]["parameters_held"] == total
+    assert all(report["parameters_held"] < 0.6 * total for report in reports)
+    logs = read_log(tmp_path / "one"), read_log(sharded)
+    assert [r["step"] for r in logs[1] if "val_loss" in r] == [2, 4]
+    for single, split in zip(logs[0], logs[1]):
+        for key in ("val_loss", "val_video_loss", "val_motion_loss"):
+            assert (key in single) == (key in split) and abs(single.get(key, 0) - split.get(key, 0)) < 1e-5

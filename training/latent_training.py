@@ -9,7 +9,15 @@ Besides `training.common`'s run layout, a stage writes `output_dir/transformer/`
 `save_pretrained` layout (the EMA weights when EMA is on) with `training_run.json` (the run config and what the latent
 cache was made with) next to it. It is rewritten at every checkpoint, so a killed run still leaves a usable model.
 With several processes each rank also writes `output_dir/replicas/rank_XX.json` at the end: a SHA-256 of its weights
-and the clips it trained on in that process, to check that the replicas agree and shared out the data.
+(FSDP shards gathered), how many parameter values it holds (its shard under FSDP) and the clips it trained on in that
+process, to check that the replicas agree and shared out the data.
+
+Engines (accelerate's launcher configs in `training/accelerate/`): one process, DDP, DeepSpeed ZeRO-2 and FSDP2 run the
+same loop. The model trains in float32 master weights (bf16 compute through autocast or FSDP's mixed precision), except
+under DeepSpeed, which casts the model to bf16 and keeps the float32 masters in its optimizer; the loss feeds the model
+in its parameters' dtype either way. The trained-parameter list is taken after `accelerator.prepare` (FSDP replaces the
+parameters by shards), every process runs validation (a sharded forward needs them all), and the export is the
+gathered float32 state dict written by the main process (`gathered_weights`).
 """
 
 from __future__ import annotations
@@ -328,9 +336,9 @@ def gathered_weights(accelerator, model, ema: TrainingEMA | None, trained_names:
 def validation_loss(
     model: EgoTwinTransformer3DModel, val: LatentDataset, config: DiffusionTrainConfig, with_video: bool, shared_timestep: bool
 ) -> dict[str, float]:
-    """Diffusion loss on the first `val_batches` batches of the val cache (posterior means, no text dropout), each with
-    noise and timesteps from a fixed seed, so values from different steps and runs compare. Every process computes the
-    same batches: a sharded (FSDP) model's forward needs them all."""
+    """Diffusion loss on the first `val_batches` batches of the val cache (posterior means, no text dropout), each clip
+    with noise and timesteps from a fixed seed of its own, so values from different steps and runs (and batch sizes)
+    compare. Every process computes the same batches: a sharded (FSDP) model's forward needs them all."""
     scheduler = make_scheduler("ddim", config.snr_shift_scale)
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
@@ -339,10 +347,10 @@ def validation_loss(
         items = [val[i] for i in range(start, min(start + config.batch_size, len(val)))]
         keys = ("video_latents", "motion_latents", "text_embeddings") if with_video else ("motion_latents", "text_embeddings")
         batch = {key: torch.stack([item[key] for item in items]).to(device) for key in keys}
-        generator = torch.Generator(device).manual_seed(config.seed * 1_000_003 + start)
+        generators = [torch.Generator(device).manual_seed(config.seed * 1_000_003 + i) for i in range(start, start + len(items))]
         out = diffusion_loss(
             model, scheduler, batch["text_embeddings"], batch["video_latents"] if with_video else None,
-            batch["motion_latents"], shared_timestep, generator,
+            batch["motion_latents"], shared_timestep, generators,
         )
         for key in ("loss", "video_loss", "motion_loss"):
             if getattr(out, key) is not None:
@@ -471,7 +479,14 @@ def fit(
     if accelerator.num_processes > 1:
         folder = Path(config.output_dir) / "replicas"
         folder.mkdir(parents=True, exist_ok=True)
-        report = {"rank": accelerator.process_index, "step": step, "parameters_sha256": parameters_sha256(unwrapped), "clip_ids": seen}
+        report = {
+            "rank": accelerator.process_index,
+            "step": step,
+            "parameters_sha256": parameters_sha256(unwrapped),
+            "parameters_held": sum(param.to_local().numel() if isinstance(param, DTensor) else param.numel()
+                                   for param in unwrapped.parameters()),  # this process's share under FSDP
+            "clip_ids": seen,
+        }
         (folder / f"rank_{accelerator.process_index:02d}.json").write_text(json.dumps(report) + "\n")
     accelerator.wait_for_everyone()
     if ema is not None:
