@@ -1,18 +1,29 @@
 """A tiny random CogVideoX folder in the published diffusers layout, to try the full-scale path (docs/full_scale.md)
-end to end on a laptop: everything the real CogVideoX-5B folder has, at toy sizes and with random weights.
+end to end on a laptop: everything the real CogVideoX-5B folder has, at toy sizes, with random weights, in bf16.
 
     python scripts/make_tiny_cogvideox.py --output_dir /tmp/CogVideoX-tiny
 
-    model_index.json
-    tokenizer/       spiece.model (a sentencepiece unigram model trained here on a few captions), tokenizer_config.json,
-                     special_tokens_map.json, added_tokens.json: the files of CogVideoX's T5 tokenizer folder
+    model_index.json  CogVideoXPipeline's, written by diffusers' save_pretrained
+    transformer/      CogVideoXTransformer3DModel, 5B-style (3D RoPE, no positional table), 64 wide, 4 layers,
+                      64x64 frames (8x8 latents, 2x2 patches)
+    vae/              AutoencoderKLCogVideoX: 16 latent channels, 8x spatial and 4x temporal compression (as 5B's)
+    text_encoder/     T5EncoderModel (T5 v1.1 layout), 32 wide: the text embedding width of the transformer
+    tokenizer/        spiece.model (a sentencepiece unigram model trained here on a few captions), tokenizer_config.json,
+                      special_tokens_map.json, added_tokens.json: the files of CogVideoX's T5 tokenizer folder
+    scheduler/        CogVideoXDDIMScheduler with CogVideoX-5B's scheduler_config.json
+
+diffusers' own `CogVideoXPipeline.from_pretrained` loads it (tests/test_full_scale.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import shutil
 from pathlib import Path
+
+import torch
 
 T5_SPECIAL = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
 CAPTIONS = [
@@ -60,3 +71,91 @@ def write_tokenizer(folder: str | Path, vocab_size: int = 64, extra_ids: int = 1
 
 def write_json(path: Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+COGVIDEOX_5B_SCHEDULER = {
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "clip_sample_range": 1.0,
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "rescale_betas_zero_snr": True,
+    "sample_max_value": 1.0,
+    "set_alpha_to_one": True,
+    "snr_shift_scale": 1.0,
+    "steps_offset": 0,
+    "timestep_spacing": "trailing",
+    "trained_betas": None,
+}
+"""CogVideoX-5B's `scheduler/scheduler_config.json` (CogVideoXDDIMScheduler)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyCogVideoXConfig:
+    """Sizes of the tiny folder."""
+
+    output_dir: str = "CogVideoX-tiny"
+    """Folder to write (replaced if it exists)."""
+    num_layers: int = 4
+    """Transformer blocks (CogVideoX-5B: 42)."""
+    frame_size: int = 64
+    """Frame height and width in pixels (CogVideoX-5B: 480 x 720); latents are 8x smaller."""
+    text_dim: int = 32
+    """T5 width, the transformer's text embedding width (T5-XXL: 4096)."""
+    seed: int = 0
+    dtype: str = "bf16"
+    """Weight dtype of every part, 'bf16' as CogVideoX-5B is published, or 'fp32'."""
+
+
+def make_tiny_cogvideox(config: TinyCogVideoXConfig = TinyCogVideoXConfig()) -> Path:
+    """Write the folder of `config` (see the module docstring); returns its path."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
+    from transformers import AutoTokenizer, T5Config, T5EncoderModel
+
+    if config.frame_size % 16:
+        raise ValueError(f"frame_size must be a multiple of 16 (8x VAE, 2x2 patches), got {config.frame_size}")
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[config.dtype]
+    folder = Path(config.output_dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    torch.manual_seed(config.seed)
+    vocab_size = write_tokenizer(folder / "tokenizer_published")
+    t5 = T5Config(vocab_size=vocab_size, d_model=config.text_dim, d_kv=8, d_ff=2 * config.text_dim, num_layers=2,
+                  num_heads=4, feed_forward_proj="gated-gelu", is_encoder_decoder=False)
+    latent = config.frame_size // 8
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=32, in_channels=16, out_channels=16, time_embed_dim=32,
+        text_embed_dim=config.text_dim, num_layers=config.num_layers, sample_width=latent, sample_height=latent,
+        sample_frames=49, patch_size=2, max_text_seq_length=226, use_rotary_positional_embeddings=True,
+    )
+    vae = AutoencoderKLCogVideoX(
+        block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4, latent_channels=16,
+        temporal_compression_ratio=4, sample_height=config.frame_size, sample_width=config.frame_size,
+        scaling_factor=0.7,  # CogVideoX-5B's
+    )
+    pipeline = CogVideoXPipeline(
+        tokenizer=AutoTokenizer.from_pretrained(folder / "tokenizer_published"),
+        text_encoder=T5EncoderModel(t5),
+        vae=vae,
+        transformer=transformer,
+        scheduler=CogVideoXDDIMScheduler(**COGVIDEOX_5B_SCHEDULER),
+    )
+    pipeline.to(dtype).save_pretrained(folder)
+    # the published tokenizer/ is the sentencepiece files, not the tokenizer.json transformers would write
+    shutil.rmtree(folder / "tokenizer")
+    (folder / "tokenizer_published").rename(folder / "tokenizer")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    from egotwin.config import parse_config
+
+    config = parse_config(TinyCogVideoXConfig, argv)
+    folder = make_tiny_cogvideox(config)
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    print(f"wrote {folder}: {size / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

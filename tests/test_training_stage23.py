@@ -3,6 +3,7 @@ frozen ones stay put, text dropout hits ~10%, the ablation switches reach the mo
 exact resumption (also after a real SIGKILL of the CLI), and two data-parallel processes keep identical weights while
 training on different clips."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -236,6 +237,23 @@ def test_stage3_takes_stage2_into_the_caches_video_layout(latents, tmp_path):
         EgoTwinTransformer3DModel.from_pretrained(refused)
     taken = train_stage3(Stage3Config(output_dir=str(tmp_path / "s3b"), latents=str(latents), init_from=str(refused), patch_size=1, max_steps=1, **frozen))
     assert not [name for name, param in taken.named_parameters() if name not in fresh and not torch.equal(param, before[name])]
+
+
+def test_a_bfloat16_init_trains_float32_master_weights_and_exports_float32(latents, tmp_path):
+    """A bf16 init (as a bf16 CogVideoX folder loads) trains in float32 masters under bf16 autocast: updates far below
+    bf16's resolution still move the weights, and the export is float32."""
+    config = Stage3Config(output_dir=str(tmp_path / "s3"), latents=str(latents), max_steps=1, **{**FAST, "warmup_steps": 0})
+    initial_model(config).to(torch.bfloat16).save_pretrained(tmp_path / "init")
+    start = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "init")
+    assert start.dtype == torch.bfloat16
+    train_stage3(dataclasses.replace(config, init_from=str(tmp_path / "init"), mixed_precision="bf16", learning_rate=1e-6))
+    exported = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "s3" / "transformer")
+    assert exported.dtype == torch.float32
+    weight = exported.transformer_blocks[0].attn1.to_q.weight
+    step = (weight - start.transformer_blocks[0].attn1.to_q.weight.float()).abs()
+    assert 0 < step.max() < 1.5e-6 and (step > 0).float().mean() > 0.9  # AdamW's ~lr steps, kept
+    rounded_away = weight.bfloat16() == start.transformer_blocks[0].attn1.to_q.weight
+    assert rounded_away.float().mean() > 0.95  # bf16 weights would have kept almost none of these steps
 
 
 def test_ablation_switches_reach_the_model(latents, tmp_path, monkeypatch):
