@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 
@@ -47,28 +48,38 @@ CONFIGS = REPO / "training" / "configs"
 FAST = dict(batch_size=4, warmup_steps=1, log_every=1, checkpoint_every=100, val_split="", resume="", ema_decay=0.0)
 
 
+def small_vaes(seed: int = 0):
+    """A tiny random video VAE (16x16 frames -> 2x2 latents) and motion VAE (8 latent channels)."""
+    torch.manual_seed(seed)
+    video_vae = small_video_vae(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32).eval()
+    return video_vae, MotionVAE(latent_channels=8, block_out_channels=(32, 32), layers_per_block=1).eval()
+
+
+def cache_clips(folder: Path, count: int, seed: int, video_vae, motion_vae, text_encoder) -> None:
+    """A latent cache of `count` synthetic 16x16 clips of `seed`."""
+    representation = get_representation("head_centric")
+    data = SyntheticClips(count, size=16, num_video_frames=9, seed=seed)
+    stats = FeatureStats.accumulate([representation.encode(clip_motion(data[i])) for i in range(count)], representation=representation.name)
+    cache_latents(data, folder, video_vae, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
+
+
 @pytest.fixture(scope="module")
 def latents(tmp_path_factory) -> Path:
     """Latent caches `train` (12 clips) and `val` (4 clips) of synthetic clips, made with tiny random VAEs and MiniLM,
     and motion-only caches of the same clips in `motion_only/`."""
-    torch.manual_seed(0)
     root = tmp_path_factory.mktemp("latents")
-    representation = get_representation("head_centric")
     text_encoder = TextEncoder.from_minilm()
-    video_vae = small_video_vae(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32).eval()
-    motion_vae = MotionVAE(latent_channels=8, block_out_channels=(32, 32), layers_per_block=1).eval()
+    video_vae, motion_vae = small_vaes()
     for split, count, seed in (("train", 12, 0), ("val", 4, 1)):
-        data = SyntheticClips(count, size=16, num_video_frames=9, seed=seed)
-        stats = FeatureStats.accumulate([representation.encode(clip_motion(data[i])) for i in range(count)], representation=representation.name)
-        cache_latents(data, root / split, video_vae, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
-        cache_latents(data, root / "motion_only" / split, None, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
+        cache_clips(root / split, count, seed, video_vae, motion_vae, text_encoder)
+        cache_clips(root / "motion_only" / split, count, seed, None, motion_vae, text_encoder)
     return root
 
 
 def initial_model(config) -> EgoTwinTransformer3DModel:
     """The weights a fresh run of `config` starts from (its seed, then the transformer, as `train` does)."""
     set_seed(config.seed)
-    return build_stage_transformer(config, open_caches(config))
+    return build_stage_transformer(config, open_caches(config), with_video=isinstance(config, Stage3Config))
 
 
 def changed(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, bool]:
@@ -246,7 +257,11 @@ def test_a_bfloat16_init_trains_float32_master_weights_and_exports_float32(laten
     initial_model(config).to(torch.bfloat16).save_pretrained(tmp_path / "init")
     start = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "init")
     assert start.dtype == torch.bfloat16
-    train_stage3(dataclasses.replace(config, init_from=str(tmp_path / "init"), mixed_precision="bf16", learning_rate=1e-6))
+    AcceleratorState._reset_state(reset_partial_state=True)  # accelerate's state is per process: bf16 needs a fresh one
+    try:
+        train_stage3(dataclasses.replace(config, init_from=str(tmp_path / "init"), mixed_precision="bf16", learning_rate=1e-6))
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
     exported = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "s3" / "transformer")
     assert exported.dtype == torch.float32
     weight = exported.transformer_blocks[0].attn1.to_q.weight
@@ -254,6 +269,34 @@ def test_a_bfloat16_init_trains_float32_master_weights_and_exports_float32(laten
     assert 0 < step.max() < 1.5e-6 and (step > 0).float().mean() > 0.9  # AdamW's ~lr steps, kept
     rounded_away = weight.bfloat16() == start.transformer_blocks[0].attn1.to_q.weight
     assert rounded_away.float().mean() > 0.95  # bf16 weights would have kept almost none of these steps
+
+
+def test_stage3_refuses_an_init_trained_on_another_motion_vaes_latents(latents, tmp_path):
+    """Stage 2 on the fixture's cache, then stage 3 on a cache of a motion VAE of the same shape but other weights: a
+    clear error (before, it trained silently on latents that mean something else)."""
+    train_stage2(Stage2Config(output_dir=str(tmp_path / "s2"), latents=str(latents / "motion_only"), max_steps=1, **FAST))
+    video_vae, other_motion_vae = small_vaes(seed=1)
+    cache_clips(tmp_path / "other" / "train", 4, 0, video_vae, other_motion_vae, TextEncoder.from_minilm())
+    config = Stage3Config(output_dir=str(tmp_path / "s3"), latents=str(tmp_path / "other"), init_from=str(tmp_path / "s2" / "transformer"),
+                          max_steps=1, **FAST)
+    with pytest.raises(ValueError, match="trained on latents of another motion VAE .* differ in parameters_sha256"):
+        train_stage3(config)
+    train_stage3(dataclasses.replace(config, latents=str(latents)))  # its own cache is accepted
+
+
+def test_stage2_trains_on_a_cache_whose_video_does_not_fit_the_cogvideox_folder(latents, tmp_path):
+    """Stage 2 trains no video: a CogVideoX folder of 64x64 frames (8x8 latents) with a cache of 16x16 video (2x2
+    latents) and the folder's T5 trains; stage 3 on the same pair is refused, naming the video latent size."""
+    from scripts.make_tiny_cogvideox import TinyCogVideoXConfig, make_tiny_cogvideox
+
+    folder = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "cogvideox")))
+    video_vae, motion_vae = small_vaes()
+    cache_clips(tmp_path / "t5" / "train", 4, 0, video_vae, motion_vae, TextEncoder.load(str(folder)))
+    run = dict(FAST, batch_size=2, latents=str(tmp_path / "t5"), cogvideox_folder=str(folder), max_steps=1)
+    model = train_stage2(Stage2Config(output_dir=str(tmp_path / "s2"), **run))
+    assert (model.config.sample_height, model.config.text_embed_dim, model.config.max_text_seq_length) == (8, 32, 226)
+    with pytest.raises(ValueError, match=r"video latent size: transformer \(8, 8\), cache \(2, 2\)"):
+        train_stage3(Stage3Config(output_dir=str(tmp_path / "s3"), **run))
 
 
 def test_ablation_switches_reach_the_model(latents, tmp_path, monkeypatch):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ from diffusers.training_utils import EMAModel
 from torch.distributed.tensor import DTensor, distribute_tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from egotwin.data.latents import LatentDataset
+from egotwin.data.latents import LatentDataset, parameters_sha256
 from egotwin.diffusion.loss import Generators, diffusion_loss, per_item
 from egotwin.diffusion.scheduler import make_scheduler
 from egotwin.models.presets import build_transformer, transformer_config
@@ -188,17 +187,18 @@ def clip_generators(config: DiffusionTrainConfig, step: int, accelerator) -> lis
 
 # ----------------------------------------------------------------------------------------------------- model
 def build_stage_transformer(
-    config: DiffusionTrainConfig, caches: LatentCaches, **overrides
+    config: DiffusionTrainConfig, caches: LatentCaches, with_video: bool, **overrides
 ) -> EgoTwinTransformer3DModel:
-    """The transformer of `config.preset` (random init) or, with `cogvideox_folder`, CogVideoX's weights plus the preset's
-    fresh motion branch; its motion and text input sizes, and its video latent size when the cache has video, are the
-    cache's. `overrides`: config keys such as `full_attention`."""
+    """The transformer of `config.preset` (random init) or, with `cogvideox_folder`, CogVideoX's weights (in their
+    stored dtype) plus the preset's fresh motion branch; its motion and text input sizes, and its video latent size
+    when the cache has video, are the cache's. `with_video`: the stage trains video (see `check_cache_fits`).
+    `overrides`: config keys such as `full_attention`."""
     index = caches.index
-    sizes = dict(
-        motion_in_channels=index["motion_vae"]["latent_channels"],
-        text_embed_dim=index["text_encoder"]["dim"],
-        max_text_seq_length=index["text_encoder"]["max_length"],
-    )
+    sizes = {
+        "motion_in_channels": index["motion_vae"]["latent_channels"],
+        "text_embed_dim": index["text_encoder"]["dim"],
+        "max_text_seq_length": index["text_encoder"]["max_length"],
+    }
     if caches.video_latent_size is not None and not config.cogvideox_folder:
         sizes.update(sample_height=caches.video_latent_size[0], sample_width=caches.video_latent_size[1])
     if not config.cogvideox_folder:
@@ -207,7 +207,7 @@ def build_stage_transformer(
         motion_config = {key: value for key, value in transformer_config(config.preset).items() if key.startswith("motion_")}
         motion_config.update(motion_in_channels=sizes["motion_in_channels"], **overrides)
         model = EgoTwinTransformer3DModel.from_cogvideox(config.cogvideox_folder, **motion_config)
-    check_cache_fits(model, caches)
+    check_cache_fits(model, caches, with_video)
     return model
 
 
@@ -220,31 +220,22 @@ def require_video(config: DiffusionTrainConfig, caches: LatentCaches) -> None:
         )
 
 
-def check_cache_fits(model: EgoTwinTransformer3DModel, caches: LatentCaches) -> None:
+def check_cache_fits(model: EgoTwinTransformer3DModel, caches: LatentCaches, with_video: bool) -> None:
     """A clear error where the cache's latents or text embeddings do not fit the transformer's inputs. The video latent
-    size is the transformer's native one (`sample_height` x `sample_width`): the pipeline generates at that size."""
+    size is the transformer's native one (`sample_height` x `sample_width`): the pipeline generates at that size.
+    Without video (stage 2, which trains no video) the cache's video latents, if any, are not read and not checked."""
     index = caches.index
     wanted = {
         "motion latent channels": (model.config.motion_in_channels, index["motion_vae"]["latent_channels"]),
         "text embedding width": (model.config.text_embed_dim, index["text_encoder"]["dim"]),
         "text length": (model.config.max_text_seq_length, index["text_encoder"]["max_length"]),
     }
-    if index["video_vae"] is not None:  # a motion-only cache (stage 2) has no video latents
+    if with_video and index["video_vae"] is not None:
         wanted["video latent channels"] = (model.config.in_channels, index["video_vae"]["latent_channels"])
         wanted["video latent size"] = ((model.config.sample_height, model.config.sample_width), caches.video_latent_size)
     wrong = [f"{name}: transformer {a}, cache {b}" for name, (a, b) in wanted.items() if a != b]
     if wrong:
         raise ValueError("the latent cache does not fit the transformer (" + "; ".join(wrong) + ")")
-
-
-def parameters_sha256(model: torch.nn.Module) -> str:
-    """SHA-256 of every parameter's bytes, in `named_parameters` order (equal only for bit-identical weights). FSDP
-    shards are gathered whole, so every process must call it."""
-    digest = hashlib.sha256()
-    for name, param in model.named_parameters():
-        digest.update(name.encode())
-        digest.update(full_tensor(param.detach()).float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------ engines: DDP, ZeRO-2, FSDP

@@ -53,7 +53,7 @@ def train(config: Stage2Config) -> EgoTwinTransformer3DModel:
     """Train (or resume) stage 2; returns the transformer (EMA weights when EMA is on)."""
     accelerator = make_accelerator(config)
     caches = open_caches(config)
-    model = build_stage_transformer(config, caches).to(accelerator.device)
+    model = build_stage_transformer(config, caches, with_video=False).to(accelerator.device)
     trained = text_motion_parameters(model) if config.train_text_branch else model.motion_parameters()
     return fit(config, accelerator, model, [{"params": trained, "lr": config.learning_rate}], caches, with_video=False)
 
