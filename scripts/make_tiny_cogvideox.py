@@ -1,7 +1,7 @@
 """A tiny random CogVideoX folder in the published diffusers layout, to try the full-scale path (docs/full_scale.md)
 end to end on a laptop: everything the real CogVideoX-5B folder has, at toy sizes, with random weights, in bf16.
 
-    python scripts/make_tiny_cogvideox.py --output_dir /tmp/CogVideoX-tiny
+    python -m scripts.make_tiny_cogvideox --output_dir /tmp/CogVideoX-tiny
 
     model_index.json  CogVideoXPipeline's, written by diffusers' save_pretrained
     transformer/      CogVideoXTransformer3DModel, 5B-style (3D RoPE, no positional table), 64 wide, 4 layers,
