@@ -381,14 +381,14 @@ def test_stage2_survives_sigkill(latents, tmp_path):
 # ------------------------------------------------------------------------------------------------ data parallel
 @pytest.mark.slow
 def test_two_processes_keep_identical_weights_on_different_data(latents, tmp_path):
-    """`accelerate launch` with two CPU processes (torchrun + gloo: accelerate's own `--cpu` launcher starts one process
-    unless MPI is set up): after 3 steps both replicas hold the same weights, which equal the exported model, and
-    between them they trained on every clip of the epoch exactly once."""
+    """`accelerate launch --config_file training/accelerate/ddp.yaml` with two CPU processes (torchrun + gloo: accelerate's
+    own `--cpu` launcher starts one process unless MPI is set up): after 3 steps both replicas hold the same weights,
+    which equal the exported model, and between them they trained on every clip of the epoch exactly once."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
     run = tmp_path / "ddp"
     subprocess.run(
-        ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
+        ["accelerate", "launch", "--config_file", str(REPO / "training" / "accelerate" / "ddp.yaml"), "--num_processes", "2",
+         "--mixed_precision", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
          "-m", "training.stage3_joint", "--config", str(CONFIGS / "stage3_joint.json"), "--init_from", "",
          "--latents", str(latents), "--output_dir", str(run), "--max_steps", "3", "--batch_size", "2", "--ema_decay", "0",
          "--val_split", "", "--checkpoint_every", "3", "--log_every", "1"],
@@ -444,3 +444,34 @@ def test_fsdp_on_two_processes_trains_what_one_process_trains(latents, tmp_path)
     for single, split in zip(logs[0], logs[1]):
         for key in ("val_loss", "val_video_loss", "val_motion_loss"):
             assert (key in single) == (key in split) and abs(single.get(key, 0) - split.get(key, 0)) < 1e-5
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_exports_its_float32_masters(latents, tmp_path):
+    """`training/accelerate/zero2.yaml` (bf16) in one CPU process, where DeepSpeed is installed (an optional extra; on
+    CPU accelerate sets up DeepSpeed for one process only, so the partitioning itself is left to GPUs): DeepSpeed casts
+    the model to bf16 and adds no autocast while the cache is float32 (the first forward crashed before), its
+    checkpoint resumes, and the export is its float32 masters: what DeepSpeed's own `zero_to_fp32` consolidates from the
+    last checkpoint, not the bf16 working copy."""
+    pytest.importorskip("deepspeed")
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "zero2"
+    for max_steps in (2, 4):
+        subprocess.run(
+            ["accelerate", "launch", "--config_file", str(REPO / "training" / "accelerate" / "zero2.yaml"),
+             "--num_processes", "1", "--main_process_port", str(29500 + os.getpid() % 1000),
+             "-m", "training.stage3_joint", "--config", str(CONFIGS / "stage3_joint.json"), "--init_from", "",
+             "--latents", str(latents), "--output_dir", str(run), "--max_steps", str(max_steps), "--batch_size", "4",
+             "--ema_decay", "0", "--val_split", "val", "--val_every", "2", "--val_batches", "1", "--checkpoint_every", "2",
+             "--log_every", "1", "--warmup_steps", "1", "--decay_steps", "0", "--learning_rate", "1e-3"],
+            cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL,
+        )
+    assert [r["step"] for r in read_log(run)] == [1, 2, 3, 4] and "val_loss" in read_log(run)[-1]
+    exported = load_file(run / "transformer" / "diffusion_pytorch_model.safetensors")
+    masters = get_fp32_state_dict_from_zero_checkpoint(str(run / "checkpoints" / "step_0000004"))
+    assert {tensor.dtype for tensor in exported.values()} == {torch.float32} and set(exported) == set(masters)
+    assert all(torch.equal(exported[name], masters[name].float()) for name in masters)
+    weight = exported["transformer_blocks.0.attn1.to_q.weight"]
+    assert (weight.bfloat16().float() != weight).float().mean() > 0.9  # not the bf16 working copy
