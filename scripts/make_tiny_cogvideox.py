@@ -97,7 +97,7 @@ class TinyCogVideoXConfig:
     """Sizes of the tiny folder."""
 
     output_dir: str = "CogVideoX-tiny"
-    """Folder to write (replaced if it exists)."""
+    """Folder to write (new or empty)."""
     num_layers: int = 4
     """Transformer blocks (CogVideoX-5B: 42)."""
     frame_size: int = 64
@@ -118,7 +118,8 @@ def make_tiny_cogvideox(config: TinyCogVideoXConfig = TinyCogVideoXConfig()) -> 
         raise ValueError(f"frame_size must be a multiple of 16 (8x VAE, 2x2 patches), got {config.frame_size}")
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[config.dtype]
     folder = Path(config.output_dir)
-    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} exists and is not empty; remove it or choose another output_dir")
     torch.manual_seed(config.seed)
     vocab_size = write_tokenizer(folder / "tokenizer_published")
     t5 = T5Config(vocab_size=vocab_size, d_model=config.text_dim, d_kv=8, d_ff=2 * config.text_dim, num_layers=2,

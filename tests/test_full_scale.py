@@ -63,6 +63,25 @@ def test_the_doc_states_the_commands_and_what_the_test_changes():
         assert f"`{flags}`" in text, flags
 
 
+def test_the_tiny_folder_is_a_cogvideox_folder_to_diffusers(tmp_path):
+    """diffusers' own CogVideoXPipeline loads the tiny folder (its T5 tokenizer from spiece.model) and generates with it;
+    the parts are bf16 and 5B-style as published."""
+    from diffusers import CogVideoXPipeline
+
+    folder = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "tiny")))
+    pipe = CogVideoXPipeline.from_pretrained(folder, torch_dtype=torch.float32)
+    config = pipe.transformer.config
+    assert config.use_rotary_positional_embeddings and (config.sample_height, config.text_embed_dim) == (8, 32)
+    assert pipe.vae.config.scaling_factor == 0.7 and pipe.scheduler.config.snr_shift_scale == 1.0
+    frames = pipe("walk to the door", height=64, width=64, num_frames=9, num_inference_steps=1, output_type="pt",
+                  generator=torch.Generator().manual_seed(0)).frames
+    assert frames.shape == (1, 9, 3, 64, 64) and torch.isfinite(frames).all()
+    weights = load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert {tensor.dtype for tensor in weights.values()} == {torch.bfloat16}
+    with pytest.raises(FileExistsError, match="not empty"):
+        make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(folder)))
+
+
 @pytest.mark.slow
 def test_the_5b_recipe_runs_end_to_end_on_a_tiny_cogvideox_folder(tmp_path):
     cogvideox = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "CogVideoX-tiny")))
