@@ -69,7 +69,7 @@ def test_the_tiny_folder_is_a_cogvideox_folder_to_diffusers(tmp_path):
     from diffusers import CogVideoXPipeline
 
     folder = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "tiny")))
-    pipe = CogVideoXPipeline.from_pretrained(folder, torch_dtype=torch.float32)
+    pipe = CogVideoXPipeline.from_pretrained(folder, dtype=torch.float32)
     config = pipe.transformer.config
     assert config.use_rotary_positional_embeddings and (config.sample_height, config.text_embed_dim) == (8, 32)
     assert pipe.vae.config.scaling_factor == 0.7 and pipe.scheduler.config.snr_shift_scale == 1.0

@@ -396,9 +396,9 @@ class EgoTwinTransformer3DModel(ModelMixin, ConfigMixin):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> "EgoTwinTransformer3DModel":
         """diffusers' `from_pretrained`, except that without `torch_dtype` (or `dtype`) the weights keep the dtype they
         were saved in (diffusers would load float32, twice the memory of a bf16 CogVideoX-5B checkpoint)."""
-        if kwargs.get("torch_dtype") is None and kwargs.get("dtype") is None:
-            kwargs["torch_dtype"] = stored_dtype(pretrained_model_name_or_path, kwargs.get("subfolder"))
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)  # diffusers' new name, and its old one
+        dtype = dtype or stored_dtype(pretrained_model_name_or_path, kwargs.get("subfolder"))
+        return super().from_pretrained(pretrained_model_name_or_path, dtype=dtype, **kwargs)
 
     @classmethod
     def from_cogvideox(
@@ -421,7 +421,7 @@ class EgoTwinTransformer3DModel(ModelMixin, ConfigMixin):
             subfolder = "transformer" if os.path.isfile(os.path.join(folder, "transformer", "config.json")) else None
             torch_dtype = torch_dtype or stored_dtype(folder, subfolder)
             transformer = CogVideoXTransformer3DModel.from_pretrained(
-                folder, subfolder=subfolder, torch_dtype=torch_dtype, local_files_only=True
+                folder, subfolder=subfolder, dtype=torch_dtype, local_files_only=True
             )
         dtype = torch_dtype or transformer.dtype
         config = {key: value for key, value in transformer.config.items() if not key.startswith("_")}
