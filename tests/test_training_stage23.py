@@ -408,8 +408,8 @@ def test_fsdp_on_two_processes_trains_what_one_process_trains(latents, tmp_path)
     """`training/accelerate/fsdp.yaml` on two CPU processes (gloo; `tests/fsdp_cpu_launch.py` puts accelerate in its
     FSDP2 mode, which it enters only on accelerator devices): the transformer is sharded (each process holds about half
     the values), clipping (at a norm that clips), EMA, validation by both processes, a sharded checkpoint resumed after
-    step 2, and the gathered export. Its exported EMA weights and its validation losses equal a one-process run's with
-    the same global batch to float tolerance."""
+    step 2, and the gathered export. Its exported EMA weights and its logged losses (training and validation) equal a
+    one-process run's with the same global batch to float tolerance."""
     flags = ["--config", str(CONFIGS / "stage3_joint.json"), "--init_from", "", "--latents", str(latents),
              "--ema_decay", "0.9", "--val_split", "val", "--val_every", "2",
              "--checkpoint_every", "2", "--log_every", "1", "--warmup_steps", "1", "--decay_steps", "0",
@@ -441,9 +441,9 @@ def test_fsdp_on_two_processes_trains_what_one_process_trains(latents, tmp_path)
     assert all(report["parameters_held"] < 0.6 * total for report in reports)
     logs = read_log(tmp_path / "one"), read_log(sharded)
     assert [r["step"] for r in logs[1] if "val_loss" in r] == [2, 4]
-    for single, split in zip(logs[0], logs[1]):
-        for key in ("val_loss", "val_video_loss", "val_motion_loss"):
-            assert (key in single) == (key in split) and abs(single.get(key, 0) - split.get(key, 0)) < 1e-5
+    for single, split in zip(logs[0], logs[1], strict=True):  # training losses: the global batch's, as logged by both
+        for key in ("loss", "video_loss", "motion_loss", "text_dropped", "val_loss", "val_video_loss", "val_motion_loss"):
+            assert (key in single) == (key in split) and abs(single.get(key, 0) - split.get(key, 0)) < 1e-5, key
 
 
 @pytest.mark.slow

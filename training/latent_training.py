@@ -455,8 +455,10 @@ def fit(
             ema.step(trained)
         step += 1
         seen += batch["clip_id"]
-        log.add({"loss": out.loss.detach(), "motion_loss": out.motion_loss.detach(), "text_dropped": dropped.float().mean()}
-                | ({"video_loss": out.video_loss.detach()} if with_video else {}))
+        values = {"loss": out.loss.detach(), "motion_loss": out.motion_loss.detach(), "text_dropped": dropped.float().mean()}
+        values |= {"video_loss": out.video_loss.detach()} if with_video else {}
+        # the whole global batch's means (the processes hold equal shares), as one process with that batch logs them
+        log.add(dict(zip(values, accelerator.reduce(torch.stack(list(values.values())), reduction="mean"))))
         val = {}
         if caches.val is not None and (step == config.max_steps or (config.val_every and step % config.val_every == 0)):
             val = validate()
