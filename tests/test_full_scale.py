@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from benchmarks.bench_demo import free_port
 from demo.inputs import EXAMPLES_DIR
 from egotwin.motion.random_motion import walking_motion
 from egotwin.pipelines import EgoTwinPipeline
@@ -43,14 +44,6 @@ def smoke_command(command: str) -> str:
     module = next((name for name in SMOKE_FLAGS if f"-m {name} " in command), None)
     command = f"{command} {SMOKE_FLAGS[module]}" if module else command
     return re.sub(r"^python ", shlex.quote(sys.executable) + " ", command)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_doc_states_the_commands_and_what_the_test_changes():
