@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"pipeline folder (default: ${CHECKPOINT_ENV}, else {DEFAULT_CHECKPOINT.relative_to(ROOT)})",
     )
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when present)")
+    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="weight dtype (bf16 on a GPU)")
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
@@ -58,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     # a stopped server (SIGTERM: Ctrl+C's sibling, what containers and Spaces send) exits through Python's exit
     # handlers, which remove the session files (demo/session.py)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    runner = DemoRunner.from_checkpoint(args.checkpoint, device=args.device)
+    from egotwin.pipelines.pipeline_egotwin import DTYPES
+
+    runner = DemoRunner.from_checkpoint(args.checkpoint, device=args.device, torch_dtype=DTYPES[args.dtype])
     demo = build_demo(runner, default_steps=args.steps)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     demo.launch(

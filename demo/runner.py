@@ -120,11 +120,13 @@ class DemoRunner:
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
-    def from_checkpoint(cls, folder: str | Path, device: str | None = None, **kwargs) -> "DemoRunner":
+    def from_checkpoint(
+        cls, folder: str | Path, device: str | None = None, torch_dtype: torch.dtype | None = None, **kwargs
+    ) -> DemoRunner:
         """Load a pipeline folder (saved by save_pretrained / training/build_pipeline.py) onto `device`
-        (default: CUDA when present)."""
+        (default: CUDA when present) in `torch_dtype` (default float32)."""
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        runner = cls(EgoTwinPipeline.from_pretrained(folder).to(device), **kwargs)
+        runner = cls(EgoTwinPipeline.from_pretrained(folder, torch_dtype=torch_dtype).to(device), **kwargs)
         runner.warm_up()
         return runner
 

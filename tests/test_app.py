@@ -224,5 +224,6 @@ def test_command_line(tmp_path, monkeypatch):
     monkeypatch.setenv(app.CHECKPOINT_ENV, str(tmp_path))
     assert app.parse_args([]).checkpoint == tmp_path
     assert app.parse_args(["--checkpoint", "elsewhere", "--port", "7999"]).port == 7999
+    assert args.dtype == "fp32" and app.parse_args(["--dtype", "bf16"]).dtype == "bf16"
     with pytest.raises(SystemExit, match="No EgoTwin pipeline at"):
         app.main(["--checkpoint", str(tmp_path)])

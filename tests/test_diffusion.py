@@ -113,6 +113,42 @@ def test_stage2_loss_without_video_and_shared_timestep_switch():
         diffusion_loss(model, scheduler, text)
 
 
+def test_loss_of_a_bfloat16_model_on_float32_latents():
+    """DeepSpeed's bf16 mode casts the whole model to bfloat16 and adds no autocast while the cache holds float32
+    latents (issue 22's repro): the inputs follow the model's parameters, the loss matches the float32 model's to
+    bfloat16 precision, and the gradients arrive in bfloat16."""
+    from egotwin.models.presets import build_transformer
+
+    torch.manual_seed(0)
+    model = build_transformer("tiny")
+    inputs = torch.randn(1, 32, 384), torch.randn(1, 11, 16, 8, 8), torch.randn(1, 21, 32)
+    reference = diffusion_loss(model, make_scheduler(), *inputs, generator=torch.Generator().manual_seed(3))
+    model = model.to(torch.bfloat16)
+    result = diffusion_loss(model, make_scheduler(), *inputs, generator=torch.Generator().manual_seed(3))
+    assert result.loss.dtype == torch.float32 and torch.equal(result.video_timestep, reference.video_timestep)
+    torch.testing.assert_close(result.loss, reference.loss, rtol=0.03, atol=0.0)
+    result.loss.backward()
+    assert model.proj_out.weight.grad.dtype == torch.bfloat16 and model.proj_out.weight.grad.abs().sum() > 0
+
+
+def test_one_generator_per_item_makes_the_loss_independent_of_how_the_batch_is_split():
+    """With a generator per batch item, two halves of a batch (two processes) draw exactly what the whole batch draws
+    in one process: their mean loss is the whole batch's."""
+    model, scheduler = small_model(), make_scheduler()
+    video, motion, text = (torch.cat([x, x.flip(0)]) for x in latents())  # a batch of 4
+
+    def generators(places):
+        return [torch.Generator().manual_seed(100 + place) for place in places]
+
+    whole = diffusion_loss(model, scheduler, text, video, motion, generator=generators(range(4)))
+    halves = [diffusion_loss(model, scheduler, text[half], video[half], motion[half], generator=generators(range(4)[half]))
+              for half in (slice(0, 2), slice(2, 4))]
+    torch.testing.assert_close(whole.loss, (halves[0].loss + halves[1].loss) / 2, rtol=1e-5, atol=0.0)
+    assert torch.equal(whole.motion_timestep, torch.cat([h.motion_timestep for h in halves]))
+    with pytest.raises(ValueError, match="3 generators for a batch of 4"):
+        diffusion_loss(model, scheduler, text, video, motion, generator=generators(range(3)))
+
+
 def test_training_on_the_loss_fits_a_fixed_batch():
     scheduler = make_scheduler()
     model = small_model()

@@ -1,12 +1,13 @@
 """The latent cache: what `cache_latents` writes equals encoding each clip directly, shards and index, posterior draws,
 the empty-prompt embedding, and the motion statistics that travel with it."""
 
+import copy
 import json
 
 import pytest
 import torch
 
-from egotwin.data.latents import LatentDataset, cache_latents, clip_motion
+from egotwin.data.latents import LatentDataset, cache_latents, clip_motion, parameters_sha256
 from egotwin.models.motion_vae import MotionVAE
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.models.video_vae import encode_video_distribution, small_video_vae
@@ -38,7 +39,12 @@ def test_index_and_shards(cache):
     index = json.loads((root / "index.json").read_text())
     assert index["num_items"] == 5 and [s["count"] for s in index["shards"]] == [2, 2, 1]
     assert index["items"][3] == {"clip_id": data[3]["clip_id"], "caption": data[3]["caption"]}
-    assert index["motion_vae"] == {"latent_channels": 8, "representation": "head_centric", "scaling_factor": 0.5}
+    assert index["motion_vae"] == {"latent_channels": 8, "representation": "head_centric", "scaling_factor": 0.5,
+                                   "parameters_sha256": parameters_sha256(parts["motion_vae"])}
+    nudged = copy.deepcopy(parts["motion_vae"])
+    with torch.no_grad():
+        next(nudged.parameters()).view(-1)[0] += 1e-6  # one value of one weight: another motion VAE
+    assert parameters_sha256(nudged) != index["motion_vae"]["parameters_sha256"]
     assert index["text_encoder"] == {"name": "all-MiniLM-L6-v2", "dim": 384, "max_length": 32}
     assert index["video_vae"]["scaling_factor"] == parts["video_vae"].config.scaling_factor
     assert index["video_vae"]["latent_size"] == [2, 2]  # 16x16 frames, 8x spatial compression

@@ -391,6 +391,43 @@ def test_continuation_joins_clips_without_a_seam(pipe):
     torch.testing.assert_close(again.motion.trans[:161], longer.motion.trans, atol=0, rtol=0)
 
 
+def test_model_cpu_offload_gives_the_same_clip(one_thread):
+    """diffusers' model CPU offload on this pipeline: hooks chained transformer -> vae -> motion_vae, the same clip as
+    without it, the hooks armed again after the call (for the next one) and the text encoder back on the CPU. Without a
+    GPU here the offload device is the CPU itself (`device="cpu"`): the hooks and their order run, but no weights move;
+    on a GPU each part is moved in and out around its own forward."""
+    components = get_dummy_components()
+    torch.manual_seed(0)
+    pipeline = random_pipeline(EgoTwinTransformer3DModel(**components["transformer"]), components["video_vae"], components["motion_vae"])
+    pipeline.set_progress_bar_config(disable=True)
+    plain = run(pipeline)
+    pipeline.enable_model_cpu_offload(device="cpu")
+    assert [hook.model for hook in pipeline._all_hooks] == [pipeline.transformer, pipeline.vae, pipeline.motion_vae]
+    offloaded = run(pipeline)
+    assert np.array_equal(plain.frames, offloaded.frames) and torch.equal(plain.motion.body_pose, offloaded.motion.body_pose)
+    assert len(pipeline._all_hooks) == 3 and next(pipeline.text_encoder.parameters()).device.type == "cpu"
+
+
+def test_a_bfloat16_pipeline_runs_its_t5_in_bfloat16(one_thread, tmp_path):
+    """`from_pretrained(torch_dtype=torch.bfloat16)` of a pipeline whose text encoder is a CogVideoX folder's T5: the
+    transformer and the T5 are bf16 (T5-XXL in float32 would take 19 GB more at full scale) and it samples; the default
+    load stays float32."""
+    from scripts.make_tiny_cogvideox import TinyCogVideoXConfig, make_tiny_cogvideox
+
+    cogvideox = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "cogvideox")))
+    components = get_dummy_components()
+    torch.manual_seed(0)
+    transformer = EgoTwinTransformer3DModel(**{**components["transformer"], "text_embed_dim": 32, "max_text_seq_length": 226})
+    random_pipeline(transformer, components["video_vae"], components["motion_vae"], text_encoder=str(cogvideox)).save_pretrained(tmp_path / "pipe")
+    half = EgoTwinPipeline.from_pretrained(tmp_path / "pipe", torch_dtype=torch.bfloat16)
+    half.set_progress_bar_config(disable=True)
+    out = run(half)
+    assert half.transformer.dtype == half.text_encoder.model.dtype == torch.bfloat16
+    assert out.frames.shape == (41, 32, 32, 3) and torch.isfinite(out.motion.body_pose).all()
+    full = EgoTwinPipeline.from_pretrained(tmp_path / "pipe")
+    assert full.transformer.dtype == full.text_encoder.model.dtype == torch.float32
+
+
 def test_build_pipeline_assembles_stage_outputs_in_float16(pipe, tmp_path, capsys):
     pipe.vae.save_pretrained(tmp_path / "stage0" / "video_vae")
     pipe.motion_vae.save_pretrained(tmp_path / "stage1" / "motion_vae")

@@ -66,3 +66,34 @@ def test_t5_path_from_a_cogvideox_folder(tmp_path, minilm):
     torch.testing.assert_close(embeddings, expected)
     with pytest.raises(FileNotFoundError, match="text_encoder"):
         TextEncoder.from_t5(tmp_path)
+
+
+def test_t5_tokenizer_folder_as_cogvideox_publishes_it(tmp_path):
+    """The published CogVideoX `tokenizer/` holds a sentencepiece `spiece.model` and its configs (no tokenizer.json):
+    one trained here offline loads through `TextEncoder` (sentencepiece + protobuf convert it), its ids are
+    sentencepiece's own plus T5's </s> and <pad>, and the embeddings are the T5 encoder's on those ids."""
+    import sentencepiece as spm
+
+    from scripts.make_tiny_cogvideox import write_tokenizer
+
+    folder = tmp_path / "cogvideox"
+    vocab_size = write_tokenizer(folder / "tokenizer")
+    assert sorted(p.name for p in (folder / "tokenizer").iterdir()) == [
+        "added_tokens.json", "special_tokens_map.json", "spiece.model", "tokenizer_config.json"]
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=vocab_size, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4)
+    T5EncoderModel(config).save_pretrained(folder / "text_encoder")
+
+    encoder = TextEncoder.load(str(folder))
+    prompts = ["open the door on the left", "sit down"]
+    embeddings, mask = encoder.encode(prompts)
+    pieces = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer" / "spiece.model"))
+    ids = torch.zeros(2, 226, dtype=torch.long)  # <pad> is 0
+    for row, prompt in enumerate(prompts):
+        own = pieces.encode(prompt) + [1]  # </s> is 1
+        ids[row, : len(own)] = torch.tensor(own)
+    assert mask.sum(1).tolist() == [(ids[row] != 0).sum().item() for row in range(2)]
+    with torch.no_grad():
+        expected = T5EncoderModel.from_pretrained(folder / "text_encoder")(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(embeddings, expected)
+    assert encoder.tokenizer.convert_tokens_to_ids("<extra_id_0>") == vocab_size - 1

@@ -3,6 +3,7 @@ frozen ones stay put, text dropout hits ~10%, the ablation switches reach the mo
 exact resumption (also after a real SIGKILL of the CLI), and two data-parallel processes keep identical weights while
 training on different clips."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,12 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 
 from egotwin.config import load_config, parse_config
 from egotwin.data.latents import cache_latents, clip_motion
 from egotwin.models.motion_vae import MotionVAE
+from egotwin.models.presets import build_transformer
 from egotwin.models.text_encoder import TextEncoder
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import small_video_vae
@@ -45,28 +48,38 @@ CONFIGS = REPO / "training" / "configs"
 FAST = dict(batch_size=4, warmup_steps=1, log_every=1, checkpoint_every=100, val_split="", resume="", ema_decay=0.0)
 
 
+def small_vaes(seed: int = 0):
+    """A tiny random video VAE (16x16 frames -> 2x2 latents) and motion VAE (8 latent channels)."""
+    torch.manual_seed(seed)
+    video_vae = small_video_vae(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32).eval()
+    return video_vae, MotionVAE(latent_channels=8, block_out_channels=(32, 32), layers_per_block=1).eval()
+
+
+def cache_clips(folder: Path, count: int, seed: int, video_vae, motion_vae, text_encoder) -> None:
+    """A latent cache of `count` synthetic 16x16 clips of `seed`."""
+    representation = get_representation("head_centric")
+    data = SyntheticClips(count, size=16, num_video_frames=9, seed=seed)
+    stats = FeatureStats.accumulate([representation.encode(clip_motion(data[i])) for i in range(count)], representation=representation.name)
+    cache_latents(data, folder, video_vae, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
+
+
 @pytest.fixture(scope="module")
 def latents(tmp_path_factory) -> Path:
     """Latent caches `train` (12 clips) and `val` (4 clips) of synthetic clips, made with tiny random VAEs and MiniLM,
     and motion-only caches of the same clips in `motion_only/`."""
-    torch.manual_seed(0)
     root = tmp_path_factory.mktemp("latents")
-    representation = get_representation("head_centric")
     text_encoder = TextEncoder.from_minilm()
-    video_vae = small_video_vae(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32).eval()
-    motion_vae = MotionVAE(latent_channels=8, block_out_channels=(32, 32), layers_per_block=1).eval()
+    video_vae, motion_vae = small_vaes()
     for split, count, seed in (("train", 12, 0), ("val", 4, 1)):
-        data = SyntheticClips(count, size=16, num_video_frames=9, seed=seed)
-        stats = FeatureStats.accumulate([representation.encode(clip_motion(data[i])) for i in range(count)], representation=representation.name)
-        cache_latents(data, root / split, video_vae, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
-        cache_latents(data, root / "motion_only" / split, None, motion_vae, text_encoder, representation, stats, batch_size=4, shard_size=8)
+        cache_clips(root / split, count, seed, video_vae, motion_vae, text_encoder)
+        cache_clips(root / "motion_only" / split, count, seed, None, motion_vae, text_encoder)
     return root
 
 
 def initial_model(config) -> EgoTwinTransformer3DModel:
     """The weights a fresh run of `config` starts from (its seed, then the transformer, as `train` does)."""
     set_seed(config.seed)
-    return build_stage_transformer(config, open_caches(config))
+    return build_stage_transformer(config, open_caches(config), with_video=isinstance(config, Stage3Config))
 
 
 def changed(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, bool]:
@@ -140,6 +153,10 @@ def test_accelerate_launcher_files_parse():
     assert (zero2.distributed_type, zero2.mixed_precision) == (DistributedType.DEEPSPEED, "bf16")
     assert zero2.deepspeed_config["zero_stage"] == 2 and zero2.deepspeed_config["gradient_clipping"] == 1.0
     assert zero2.deepspeed_config["offload_optimizer_device"] == zero2.deepspeed_config["offload_param_device"] == "none"
+    fsdp = load_config_from_file(str(REPO / "training" / "accelerate" / "fsdp.yaml"))
+    assert (fsdp.distributed_type, fsdp.mixed_precision, fsdp.fsdp_config["fsdp_version"]) == (DistributedType.FSDP, "bf16", 2)
+    wrapped = set(fsdp.fsdp_config["fsdp_transformer_layer_cls_to_wrap"].split(","))
+    assert wrapped == {type(block).__name__ for block in build_transformer("tiny").transformer_blocks}
 
 
 def test_cache_must_match_the_expected_representation(latents, tmp_path):
@@ -233,6 +250,55 @@ def test_stage3_takes_stage2_into_the_caches_video_layout(latents, tmp_path):
     assert not [name for name, param in taken.named_parameters() if name not in fresh and not torch.equal(param, before[name])]
 
 
+def test_a_bfloat16_init_trains_float32_master_weights_and_exports_float32(latents, tmp_path):
+    """A bf16 init (as a bf16 CogVideoX folder loads) trains in float32 masters under bf16 autocast: updates far below
+    bf16's resolution still move the weights, and the export is float32."""
+    config = Stage3Config(output_dir=str(tmp_path / "s3"), latents=str(latents), max_steps=1, **{**FAST, "warmup_steps": 0})
+    initial_model(config).to(torch.bfloat16).save_pretrained(tmp_path / "init")
+    start = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "init")
+    assert start.dtype == torch.bfloat16
+    AcceleratorState._reset_state(reset_partial_state=True)  # accelerate's state is per process: bf16 needs a fresh one
+    try:
+        train_stage3(dataclasses.replace(config, init_from=str(tmp_path / "init"), mixed_precision="bf16", learning_rate=1e-6))
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    exported = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "s3" / "transformer")
+    assert exported.dtype == torch.float32
+    weight = exported.transformer_blocks[0].attn1.to_q.weight
+    step = (weight - start.transformer_blocks[0].attn1.to_q.weight.float()).abs()
+    assert 0 < step.max() < 1.5e-6 and (step > 0).float().mean() > 0.9  # AdamW's ~lr steps, kept
+    rounded_away = weight.bfloat16() == start.transformer_blocks[0].attn1.to_q.weight
+    assert rounded_away.float().mean() > 0.95  # bf16 weights would have kept almost none of these steps
+
+
+def test_stage3_refuses_an_init_trained_on_another_motion_vaes_latents(latents, tmp_path):
+    """Stage 2 on the fixture's cache, then stage 3 on a cache of a motion VAE of the same shape but other weights: a
+    clear error (before, it trained silently on latents that mean something else)."""
+    train_stage2(Stage2Config(output_dir=str(tmp_path / "s2"), latents=str(latents / "motion_only"), max_steps=1, **FAST))
+    video_vae, other_motion_vae = small_vaes(seed=1)
+    cache_clips(tmp_path / "other" / "train", 4, 0, video_vae, other_motion_vae, TextEncoder.from_minilm())
+    config = Stage3Config(output_dir=str(tmp_path / "s3"), latents=str(tmp_path / "other"), init_from=str(tmp_path / "s2" / "transformer"),
+                          max_steps=1, **FAST)
+    with pytest.raises(ValueError, match="trained on latents of another motion VAE .* differ in parameters_sha256"):
+        train_stage3(config)
+    train_stage3(dataclasses.replace(config, latents=str(latents)))  # its own cache is accepted
+
+
+def test_stage2_trains_on_a_cache_whose_video_does_not_fit_the_cogvideox_folder(latents, tmp_path):
+    """Stage 2 trains no video: a CogVideoX folder of 64x64 frames (8x8 latents) with a cache of 16x16 video (2x2
+    latents) and the folder's T5 trains; stage 3 on the same pair is refused, naming the video latent size."""
+    from scripts.make_tiny_cogvideox import TinyCogVideoXConfig, make_tiny_cogvideox
+
+    folder = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "cogvideox")))
+    video_vae, motion_vae = small_vaes()
+    cache_clips(tmp_path / "t5" / "train", 4, 0, video_vae, motion_vae, TextEncoder.load(str(folder)))
+    run = dict(FAST, batch_size=2, latents=str(tmp_path / "t5"), cogvideox_folder=str(folder), max_steps=1)
+    model = train_stage2(Stage2Config(output_dir=str(tmp_path / "s2"), **run))
+    assert (model.config.sample_height, model.config.text_embed_dim, model.config.max_text_seq_length) == (8, 32, 226)
+    with pytest.raises(ValueError, match=r"video latent size: transformer \(8, 8\), cache \(2, 2\)"):
+        train_stage3(Stage3Config(output_dir=str(tmp_path / "s3"), **run))
+
+
 def test_ablation_switches_reach_the_model(latents, tmp_path, monkeypatch):
     """w/o AD gives the model equal video and motion timesteps; w/o IM opens the mask, also when it starts from a
     model saved with the structured mask; by default the timesteps differ and the mask blocks pairs."""
@@ -315,14 +381,14 @@ def test_stage2_survives_sigkill(latents, tmp_path):
 # ------------------------------------------------------------------------------------------------ data parallel
 @pytest.mark.slow
 def test_two_processes_keep_identical_weights_on_different_data(latents, tmp_path):
-    """`accelerate launch` with two CPU processes (torchrun + gloo: accelerate's own `--cpu` launcher starts one process
-    unless MPI is set up): after 3 steps both replicas hold the same weights, which equal the exported model, and
-    between them they trained on every clip of the epoch exactly once."""
+    """`accelerate launch --config_file training/accelerate/ddp.yaml` with two CPU processes (torchrun + gloo: accelerate's
+    own `--cpu` launcher starts one process unless MPI is set up): after 3 steps both replicas hold the same weights,
+    which equal the exported model, and between them they trained on every clip of the epoch exactly once."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
     run = tmp_path / "ddp"
     subprocess.run(
-        ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-         "--dynamo_backend", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
+        ["accelerate", "launch", "--config_file", str(REPO / "training" / "accelerate" / "ddp.yaml"), "--num_processes", "2",
+         "--mixed_precision", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
          "-m", "training.stage3_joint", "--config", str(CONFIGS / "stage3_joint.json"), "--init_from", "",
          "--latents", str(latents), "--output_dir", str(run), "--max_steps", "3", "--batch_size", "2", "--ema_decay", "0",
          "--val_split", "", "--checkpoint_every", "3", "--log_every", "1"],
@@ -335,3 +401,77 @@ def test_two_processes_keep_identical_weights_on_different_data(latents, tmp_pat
     seen = [set(r["clip_ids"]) for r in reports]
     assert len(reports[0]["clip_ids"]) == 6 and not seen[0] & seen[1] and len(seen[0] | seen[1]) == 12
     assert len(read_log(run)) == 3
+
+
+@pytest.mark.slow
+def test_fsdp_on_two_processes_trains_what_one_process_trains(latents, tmp_path):
+    """`training/accelerate/fsdp.yaml` on two CPU processes (gloo; `tests/fsdp_cpu_launch.py` puts accelerate in its
+    FSDP2 mode, which it enters only on accelerator devices): the transformer is sharded (each process holds about half
+    the values), clipping (at a norm that clips), EMA, validation by both processes, a sharded checkpoint resumed after
+    step 2, and the gathered export. Its exported EMA weights and its logged losses (training and validation) equal a
+    one-process run's with the same global batch to float tolerance."""
+    flags = ["--config", str(CONFIGS / "stage3_joint.json"), "--init_from", "", "--latents", str(latents),
+             "--ema_decay", "0.9", "--val_split", "val", "--val_every", "2",
+             "--checkpoint_every", "2", "--log_every", "1", "--warmup_steps", "1", "--decay_steps", "0",
+             "--learning_rate", "1e-3", "--max_grad_norm", "0.05"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    sharded = tmp_path / "fsdp"
+    for max_steps in (2, 4):  # stopped after step 2, then resumed from its checkpoint
+        subprocess.run(
+            ["accelerate", "launch", "--config_file", str(REPO / "training" / "accelerate" / "fsdp.yaml"),
+             "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(29500 + os.getpid() % 1000),
+             str(REPO / "tests" / "fsdp_cpu_launch.py"), "training.stage3_joint", *flags,
+             "--output_dir", str(sharded), "--batch_size", "2", "--val_batches", "2", "--max_steps", str(max_steps)],
+            cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL,
+        )
+    one_process = ["--output_dir", str(tmp_path / "one"), "--batch_size", "4", "--val_batches", "1", "--max_steps", "4"]
+    train_stage3(parse_config(Stage3Config, [*flags, *one_process]))  # the same 4 val clips in one batch
+
+    one = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "one" / "transformer")
+    both = EgoTwinTransformer3DModel.from_pretrained(sharded / "transformer")
+    start = initial_model(parse_config(Stage3Config, flags))
+    moved = max((a - b).abs().max().item() for a, b in zip(one.parameters(), start.parameters()))
+    assert moved > 1e-3  # the weights did train
+    for (name, a), b in zip(one.named_parameters(), both.parameters()):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-5 * moved / 1e-3, msg=name)
+    reports = [json.loads((sharded / "replicas" / f"rank_{rank:02d}.json").read_text()) for rank in (0, 1)]
+    total = sum(param.numel() for param in one.parameters())
+    assert reports[0]["parameters_sha256"] == reports[1]["parameters_sha256"]
+    assert reports[0]["parameters_held"] + reports[1]["parameters_held"] == total
+    assert all(report["parameters_held"] < 0.6 * total for report in reports)
+    logs = read_log(tmp_path / "one"), read_log(sharded)
+    assert [r["step"] for r in logs[1] if "val_loss" in r] == [2, 4]
+    for single, split in zip(logs[0], logs[1], strict=True):  # training losses: the global batch's, as logged by both
+        for key in ("loss", "video_loss", "motion_loss", "text_dropped", "val_loss", "val_video_loss", "val_motion_loss"):
+            assert (key in single) == (key in split) and abs(single.get(key, 0) - split.get(key, 0)) < 1e-5, key
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_exports_its_float32_masters(latents, tmp_path):
+    """`training/accelerate/zero2.yaml` (bf16) in one CPU process, where DeepSpeed is installed (an optional extra; on
+    CPU accelerate sets up DeepSpeed for one process only, so the partitioning itself is left to GPUs): DeepSpeed casts
+    the model to bf16 and adds no autocast while the cache is float32 (the first forward crashed before), its
+    checkpoint resumes, and the export is its float32 masters: what DeepSpeed's own `zero_to_fp32` consolidates from the
+    last checkpoint, not the bf16 working copy."""
+    pytest.importorskip("deepspeed")
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "zero2"
+    for max_steps in (2, 4):
+        subprocess.run(
+            ["accelerate", "launch", "--config_file", str(REPO / "training" / "accelerate" / "zero2.yaml"),
+             "--num_processes", "1", "--main_process_port", str(29500 + os.getpid() % 1000),
+             "-m", "training.stage3_joint", "--config", str(CONFIGS / "stage3_joint.json"), "--init_from", "",
+             "--latents", str(latents), "--output_dir", str(run), "--max_steps", str(max_steps), "--batch_size", "4",
+             "--ema_decay", "0", "--val_split", "val", "--val_every", "2", "--val_batches", "1", "--checkpoint_every", "2",
+             "--log_every", "1", "--warmup_steps", "1", "--decay_steps", "0", "--learning_rate", "1e-3"],
+            cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL,
+        )
+    assert [r["step"] for r in read_log(run)] == [1, 2, 3, 4] and "val_loss" in read_log(run)[-1]
+    exported = load_file(run / "transformer" / "diffusion_pytorch_model.safetensors")
+    masters = get_fp32_state_dict_from_zero_checkpoint(str(run / "checkpoints" / "step_0000004"))
+    assert {tensor.dtype for tensor in exported.values()} == {torch.float32} and set(exported) == set(masters)
+    assert all(torch.equal(exported[name], masters[name].float()) for name in masters)
+    weight = exported["transformer_blocks.0.attn1.to_q.weight"]
+    assert (weight.bfloat16().float() != weight).float().mean() > 0.9  # not the bf16 working copy

@@ -101,6 +101,23 @@ def test_motion_positions_share_the_video_time_axis():
     torch.testing.assert_close(table[::2], get_1d_sincos_pos_embed_from_grid(32, frames).float())
 
 
+def test_loading_keeps_the_stored_dtype_or_takes_torch_dtype(tmp_path):
+    """A bf16 CogVideoX folder (as CogVideoX-5B is published) gives a bf16 EgoTwin with CogVideoX's weights bit for
+    bit and a motion branch initialised in bf16; `torch_dtype` overrides; EgoTwin's own folders load likewise."""
+    cogvideox = random_cogvideox(rope=True).to(torch.bfloat16)
+    cogvideox.save_pretrained(tmp_path / "cogvideox" / "transformer")
+    model = EgoTwinTransformer3DModel.from_cogvideox(tmp_path / "cogvideox", **MOTION)
+    assert {param.dtype for param in model.parameters()} == {torch.bfloat16}
+    ours = model.state_dict()
+    assert all(torch.equal(ours[key], value) for key, value in cogvideox.state_dict().items())
+    assert all(param.abs().sum() > 0 for param in model.motion_parameters() if param.dim() > 1)
+    assert EgoTwinTransformer3DModel.from_cogvideox(tmp_path / "cogvideox", torch_dtype=torch.float32, **MOTION).dtype == torch.float32
+    model.save_pretrained(tmp_path / "egotwin")
+    assert EgoTwinTransformer3DModel.from_pretrained(tmp_path / "egotwin").dtype == torch.bfloat16
+    loaded = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "egotwin", torch_dtype=torch.float32)
+    assert loaded.dtype == torch.float32 and torch.equal(loaded.proj_out.weight, model.proj_out.weight.float())
+
+
 def test_save_and_load_round_trip(tmp_path):
     model = EgoTwinTransformer3DModel(**TINY_COGVIDEOX, **MOTION, full_attention=True).eval()
     model.save_pretrained(tmp_path)

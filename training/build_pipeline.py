@@ -34,8 +34,7 @@ from egotwin.motion.normalization import FeatureStats
 from egotwin.motion.random_motion import smooth_random_motion
 from egotwin.motion.representation import get_representation
 from egotwin.pipelines import EgoTwinPipeline
-
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+from egotwin.pipelines.pipeline_egotwin import DTYPES
 
 
 def text_encoder_dim(text_encoder: str) -> int:

@@ -15,6 +15,7 @@ import dataclasses
 import torch
 
 from egotwin.config import parse_config
+from egotwin.diffusion.loss import compute_dtype
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from training.common import make_accelerator
 from training.latent_training import DiffusionTrainConfig, build_stage_transformer, fit, open_caches
@@ -38,10 +39,10 @@ def text_motion_parameters(model: EgoTwinTransformer3DModel) -> list[torch.nn.Pa
     input and output, nor the text weights of the last joint layer that feed only text outputs (their gradient is
     zero). Exactly these are the ones training can move."""
     config = model.config
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, compute_dtype(model)
     generator = torch.Generator().manual_seed(0)
-    text = torch.randn(1, config.max_text_seq_length, config.text_embed_dim, generator=generator).to(device)
-    motion = torch.randn(1, 5, config.motion_in_channels, generator=generator).to(device)
+    text = torch.randn(1, config.max_text_seq_length, config.text_embed_dim, generator=generator).to(device, dtype)
+    motion = torch.randn(1, 5, config.motion_in_channels, generator=generator).to(device, dtype)
     output = model(None, text, None, motion, torch.tensor([500], device=device)).motion_sample
     params = list(model.parameters())
     grads = torch.autograd.grad(output.square().sum(), params, allow_unused=True)
@@ -52,7 +53,7 @@ def train(config: Stage2Config) -> EgoTwinTransformer3DModel:
     """Train (or resume) stage 2; returns the transformer (EMA weights when EMA is on)."""
     accelerator = make_accelerator(config)
     caches = open_caches(config)
-    model = build_stage_transformer(config, caches).to(accelerator.device)
+    model = build_stage_transformer(config, caches, with_video=False).to(accelerator.device)
     trained = text_motion_parameters(model) if config.train_text_branch else model.motion_parameters()
     return fit(config, accelerator, model, [{"params": trained, "lr": config.learning_rate}], caches, with_video=False)
 

@@ -25,6 +25,7 @@ from egotwin.models.presets import transformer_config
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from training.common import make_accelerator
 from training.latent_training import (
+    RUN_FILE,
     DiffusionTrainConfig,
     LatentCaches,
     build_stage_transformer,
@@ -74,7 +75,8 @@ def load_transformer(config: Stage3Config, caches: LatentCaches) -> EgoTwinTrans
     if not config.init_from:
         # the latent size comes from the cache there; CogVideoX weights come with their own layout
         patch = {} if config.cogvideox_folder else {"patch_size": video_layout(config, caches, transformer_config(config.preset))["patch_size"]}
-        return build_stage_transformer(config, caches, full_attention=config.full_attention, **patch)
+        return build_stage_transformer(config, caches, with_video=True, full_attention=config.full_attention, **patch)
+    check_same_motion_vae(config, caches)
     init_config = EgoTwinTransformer3DModel.load_config(config.init_from)
     layout = video_layout(config, caches, init_config)
     changed = {key: value for key, value in layout.items() if init_config[key] != value}
@@ -93,8 +95,26 @@ def load_transformer(config: Stage3Config, caches: LatentCaches) -> EgoTwinTrans
               + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
     else:
         model = EgoTwinTransformer3DModel.from_pretrained(config.init_from, full_attention=config.full_attention)
-    check_cache_fits(model, caches)
+    check_cache_fits(model, caches, with_video=True)
     return model
+
+
+def check_same_motion_vae(config: Stage3Config, caches: LatentCaches) -> None:
+    """A clear error where `init_from` was trained on the latents of another motion VAE than the cache's (recorded in
+    its `training_run.json`): its motion branch would read latents that mean something else. An init without that
+    record (not written by stage 2) is not checked."""
+    record = Path(config.init_from) / RUN_FILE
+    if not record.is_file():
+        return
+    trained_on = json.loads(record.read_text())["latents"]["motion_vae"]
+    cache = caches.index["motion_vae"]
+    differing = sorted(key for key in trained_on.keys() & cache.keys() if trained_on[key] != cache[key])
+    if differing:
+        raise ValueError(
+            f"{config.init_from} was trained on latents of another motion VAE than the cache {config.latents} "
+            f"(they differ in {', '.join(differing)}): cache the data again with the motion VAE of stage 2, "
+            "or run stage 2 on this cache"
+        )
 
 
 def read_weights(folder: str | Path) -> dict[str, torch.Tensor]:

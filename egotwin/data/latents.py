@@ -20,6 +20,7 @@ augmentation at the cost of twice the storage.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -140,11 +141,23 @@ def cache_latents(
             "latent_channels": motion_vae.config.latent_channels,
             "representation": representation.name,
             "scaling_factor": motion_scale,
+            "parameters_sha256": parameters_sha256(motion_vae),  # which motion VAE: a stage-3 init must match it
         },
         "text_encoder": {"name": text_encoder.name, "dim": text_encoder.dim, "max_length": text_encoder.max_length},
     }
     (output_dir / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
     return output_dir / INDEX_FILE
+
+
+def parameters_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter's bytes, in `named_parameters` order (equal only for bit-identical weights). Sharded
+    (FSDP) parameters are gathered whole, so under FSDP every process must call it."""
+    digest = hashlib.sha256()
+    for name, param in model.named_parameters():
+        whole = param.detach().full_tensor() if hasattr(param, "full_tensor") else param.detach()
+        digest.update(name.encode())
+        digest.update(whole.float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 class LatentDataset(Dataset):

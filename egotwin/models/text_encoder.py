@@ -75,11 +75,12 @@ class TextEncoder(nn.Module):
         return cls(model, tokenizer, max_length, mask_padding=False, name="t5")
 
     @classmethod
-    def load(cls, name: str = "minilm", max_length: int | None = None) -> "TextEncoder":
-        """'minilm' for the small default, else a path to a CogVideoX diffusers folder (T5)."""
+    def load(cls, name: str = "minilm", max_length: int | None = None, dtype: torch.dtype = torch.float32) -> TextEncoder:
+        """'minilm' for the small default, else a path to a CogVideoX diffusers folder (T5, loaded in `dtype`; MiniLM,
+        22M parameters, stays float32 whatever `dtype`)."""
         if name == "minilm":
             return cls.from_minilm(max_length or MINILM_MAX_LENGTH)
-        return cls.from_t5(name, max_length or T5_MAX_LENGTH)
+        return cls.from_t5(name, max_length or T5_MAX_LENGTH, dtype)
 
     # ----------------------------------------------------------------------------------------------- use
     @property

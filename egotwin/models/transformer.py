@@ -19,6 +19,7 @@ between ``O^i`` and ``O^{i+1}``. RoPE, where used, applies to video tokens only.
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,6 +40,7 @@ from diffusers.models.normalization import AdaLayerNorm
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBlock
 from diffusers.pipelines.cogvideo.pipeline_cogvideox import get_resize_crop_region_for_grid
 from diffusers.utils import BaseOutput
+from safetensors import safe_open
 from torch import nn
 
 from egotwin.models.attention_mask import build_attention_mask
@@ -214,6 +216,22 @@ class EgoTwinBlock(CogVideoXBlock):
         return hidden_states, encoder_hidden_states, motion_hidden_states
 
 
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64}
+
+
+def stored_dtype(folder: str | os.PathLike, subfolder: str | None = None) -> torch.dtype | None:
+    """The dtype a diffusers model folder's weights were saved in (that of its first floating-point tensor), or None
+    where it holds no safetensors file."""
+    root = Path(folder) / (subfolder or "")
+    for path in sorted(root.glob("*.safetensors")):
+        with safe_open(path, framework="pt") as weights:
+            for key in weights.keys():  # noqa: SIM118 (a safetensors file, not a dict)
+                dtype = _SAFETENSORS_DTYPES.get(weights.get_slice(key).get_dtype())
+                if dtype is not None:
+                    return dtype
+    return None
+
+
 class EgoTwinTransformer3DModel(ModelMixin, ConfigMixin):
     """Three-branch diffusion transformer over text, video latents and motion latents.
 
@@ -377,26 +395,45 @@ class EgoTwinTransformer3DModel(ModelMixin, ConfigMixin):
         self.gradient_checkpointing = False
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> "EgoTwinTransformer3DModel":
+        """diffusers' `from_pretrained`, except that without `torch_dtype` (or `dtype`) the weights keep the dtype they
+        were saved in (diffusers would load float32, twice the memory of a bf16 CogVideoX-5B checkpoint)."""
+        dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)  # diffusers' new name, and its old one
+        dtype = dtype or stored_dtype(pretrained_model_name_or_path, kwargs.get("subfolder"))
+        return super().from_pretrained(pretrained_model_name_or_path, dtype=dtype, **kwargs)
+
+    @classmethod
     def from_cogvideox(
-        cls, transformer: CogVideoXTransformer3DModel | str | os.PathLike, **motion_config: Any
+        cls,
+        transformer: CogVideoXTransformer3DModel | str | os.PathLike,
+        torch_dtype: torch.dtype | None = None,
+        **motion_config: Any,
     ) -> "EgoTwinTransformer3DModel":
         """EgoTwin with text/video branches copied from a CogVideoX transformer and a fresh motion branch.
 
         Args:
             transformer: a `CogVideoXTransformer3DModel`, or a local folder holding one (diffusers format; either the
                 transformer folder itself or a pipeline folder with a `transformer/` subfolder). Nothing is downloaded.
+            torch_dtype: dtype of the model (default: the stored one, bf16 for the published CogVideoX-5B; the model
+                is built in it, so a bf16 5B never exists in float32 on the way).
             motion_config: the motion arguments of `__init__` (`motion_dim=...`, ...).
         """
         if not isinstance(transformer, CogVideoXTransformer3DModel):
             folder = os.fspath(transformer)
             subfolder = "transformer" if os.path.isfile(os.path.join(folder, "transformer", "config.json")) else None
+            torch_dtype = torch_dtype or stored_dtype(folder, subfolder)
             transformer = CogVideoXTransformer3DModel.from_pretrained(
-                folder, subfolder=subfolder, local_files_only=True
+                folder, subfolder=subfolder, dtype=torch_dtype, local_files_only=True
             )
+        dtype = torch_dtype or transformer.dtype
         config = {key: value for key, value in transformer.config.items() if not key.startswith("_")}
-        model = cls(**config, **motion_config).to(transformer.device)
-        if transformer.dtype != model.dtype:
-            model = model.to(transformer.dtype)
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)  # the fresh motion branch is initialised in the model's dtype
+        try:
+            model = cls(**config, **motion_config)
+        finally:
+            torch.set_default_dtype(previous)
+        model = model.to(transformer.device, dtype)
         missing, unexpected = model.load_state_dict(transformer.state_dict(), strict=False)
         not_motion = [key for key in missing if not cls.is_motion_parameter(key)]
         if unexpected or not_motion:

@@ -53,6 +53,11 @@ from egotwin.motion.normalization import FeatureStats
 from egotwin.motion.representation import get_representation
 
 _COMPONENTS = ("transformer", "vae", "motion_vae", "scheduler")
+DTYPES = {
+    "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+    "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+}
+"""Weight dtypes by the names command lines take."""
 
 
 def check_motion_lead(motion_lead) -> float:
@@ -204,9 +209,12 @@ class EgoTwinPipeline(DiffusionPipeline):
 
     @property
     def text_encoder(self) -> TextEncoder:
-        """The frozen text encoder named by `config.text_encoder_name`, loaded on first use."""
+        """The frozen text encoder named by `config.text_encoder_name`, loaded on first use; T5 in the transformer's
+        dtype (MiniLM stays float32)."""
         if self._text_encoder is None:
-            self._text_encoder = TextEncoder.load(self.config.text_encoder_name)
+            self._text_encoder = TextEncoder.load(self.config.text_encoder_name, dtype=self.transformer.dtype)
+        elif self._text_encoder.name == "t5":  # follows a later `pipe.to(dtype)`
+            self._text_encoder.to(self.transformer.dtype)
         return self._text_encoder
 
     @property
@@ -230,7 +238,9 @@ class EgoTwinPipeline(DiffusionPipeline):
     ) -> "EgoTwinPipeline":
         """Load a pipeline folder written by `save_pretrained` (local folders only; nothing is downloaded).
 
-        `torch_dtype` None loads float32 whatever the saved dtype (half precision is slow or unsupported on CPU).
+        `torch_dtype` None loads float32 whatever the saved dtype (half precision is slow or unsupported on CPU); on a
+        GPU pass `torch.bfloat16` (a T5 text encoder then runs in it too). `enable_model_cpu_offload()` works as in
+        diffusers (transformer -> vae -> motion_vae; the text encoder goes back to the CPU after each prompt).
         A missing folder or part raises FileNotFoundError naming it."""
         folder = Path(pretrained_model_name_or_path)
         if not folder.is_dir():
@@ -360,6 +370,8 @@ class EgoTwinPipeline(DiffusionPipeline):
                 stacklevel=3,
             )
         embeddings, _ = encoder.encode([prompt, ""])
+        if getattr(self, "_all_hooks", None):  # model CPU offload: the encoder leaves the accelerator like the parts do
+            encoder.to("cpu")
         dtype = self.transformer.dtype
         return embeddings[:1].to(device, dtype), embeddings[1:].to(device, dtype)
 
