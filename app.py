@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(
             f"No EgoTwin pipeline at {args.checkpoint}. Pass --checkpoint DIR (or set ${CHECKPOINT_ENV}) to a folder "
             "saved by EgoTwinPipeline.save_pretrained or `python -m training.build_pipeline`. (To see the app work "
-            "before a trained model exists: `python -m training.build_pipeline --random --preset tiny --out "
+            "before a trained model exists: `python -m training.build_pipeline --random --preset tiny --output_dir "
             "/tmp/random_pipe`, then `python app.py --checkpoint /tmp/random_pipe`; its videos are noise.)"
         )
     from demo.inputs import EXAMPLES_DIR, MAX_UPLOAD_BYTES

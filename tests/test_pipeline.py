@@ -438,7 +438,7 @@ def test_build_pipeline_assembles_stage_outputs_in_float16(pipe, tmp_path, capsy
         "--transformer", str(tmp_path / "stage3" / "transformer"),
         "--dtype", "float16",
         "--motion_lead", "0.8",
-        "--out", str(tmp_path / "assembled"),
+        "--output_dir", str(tmp_path / "assembled"),
     ]  # fmt: skip
     with pytest.raises(FileNotFoundError, match="feature statistics"):
         build_pipeline_main(stage_args)
@@ -456,7 +456,7 @@ def test_build_pipeline_assembles_stage_outputs_in_float16(pipe, tmp_path, capsy
 
 
 def test_build_pipeline_random_tiny_preset_is_small_enough_to_ship(tmp_path, capsys):
-    build_pipeline_main(["--random", "--preset", "tiny", "--dtype", "float16", "--out", str(tmp_path / "tiny")])
+    build_pipeline_main(["--random", "--preset", "tiny", "--dtype", "float16", "--output_dir", str(tmp_path / "tiny")])
     assert folder_size(tmp_path / "tiny") < 40e6
     tiny = EgoTwinPipeline.from_pretrained(tmp_path / "tiny")
     assert (tiny.height, tiny.width) == (64, 64) and tiny.transformer.dtype == torch.float32

@@ -2,11 +2,11 @@
 
     # the embedded model: stage-0 video VAE, stage-1 motion VAE, stage-3 transformer, MiniLM text, saved in float16
     python -m training.build_pipeline --video_vae runs/stage0/video_vae --motion_vae runs/stage1/motion_vae \\
-        --transformer runs/stage3/transformer --text_encoder minilm --dtype float16 --out assets/egotwin-tiny
+        --transformer runs/stage3/transformer --text_encoder minilm --dtype float16 --output_dir assets/egotwin-tiny
     # full scale: the VAE and the T5 reference come from a local CogVideoX folder
-    python -m training.build_pipeline --cogvideox CogVideoX-5b --motion_vae ... --transformer ... --out ...
+    python -m training.build_pipeline --cogvideox CogVideoX-5b --motion_vae ... --transformer ... --output_dir ...
     # random weights of the right shapes (apps and tests can be built before training ends)
-    python -m training.build_pipeline --random --preset tiny --out /tmp/random_pipe
+    python -m training.build_pipeline --random --preset tiny --output_dir /tmp/random_pipe
 
 Only local folders are read; the text encoder is stored by reference ("minilm" or the CogVideoX folder's path).
 The folder size is printed at the end.
@@ -14,7 +14,7 @@ The folder size is printed at the end.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch
 from diffusers import AutoencoderKLCogVideoX
 
 from egotwin.body.builtin import DEFAULT_HEIGHT
+from egotwin.config import parse_config
 from egotwin.data.latents import STATS_FILE
 from egotwin.diffusion.scheduler import make_scheduler
 from egotwin.models.motion_vae import MotionVAE
@@ -146,51 +147,65 @@ def folder_size(folder: str | Path) -> int:
     return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="pipeline folder to write")
-    parser.add_argument("--video_vae", help="stage-0 video_vae folder (embedded model)")
-    parser.add_argument("--cogvideox", help="local CogVideoX diffusers folder (full scale: its vae and T5)")
-    parser.add_argument("--motion_vae", help="stage-1 motion_vae folder (with feature_stats.safetensors)")
-    parser.add_argument("--transformer", help="stage-3 transformer folder")
-    parser.add_argument(
-        "--text_encoder", default=None, help="'minilm' or a CogVideoX folder (default: minilm, or --cogvideox's T5)"
-    )
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="dtype of the saved weights")
-    parser.add_argument("--body_height", type=float, default=DEFAULT_HEIGHT, help="height of the built-in body, metres")
-    parser.add_argument(
-        "--motion_lead", type=float, default=0.0,
-        help="default T2VM motion lead saved with the pipeline, in [0, 1) (0: the paper's joint sampling)",
-    )
-    parser.add_argument("--random", action="store_true", help="random weights of the preset's shapes (development)")
-    parser.add_argument("--preset", default="tiny", help="transformer preset for --random")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    args = parser.parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Assemble one pipeline folder from the stages' outputs (or random weights of a preset's shapes)."""
 
-    if args.random:
-        torch.manual_seed(args.seed)
+    output_dir: str = ""
+    """Pipeline folder to write (required)."""
+    video_vae: str = ""
+    """Stage-0 video_vae folder (the embedded model)."""
+    cogvideox: str = ""
+    """Local CogVideoX diffusers folder (full scale: its vae and T5)."""
+    motion_vae: str = ""
+    """Stage-1 motion_vae folder (with feature_stats.safetensors)."""
+    transformer: str = ""
+    """Stage-3 transformer folder."""
+    text_encoder: str = ""
+    """'minilm' or a CogVideoX folder (default: minilm, or --cogvideox's T5)."""
+    dtype: str = "float32"
+    """dtype of the saved weights: float32, float16 or bfloat16."""
+    body_height: float = DEFAULT_HEIGHT
+    """Height of the built-in body, metres."""
+    motion_lead: float = 0.0
+    """Default T2VM motion lead saved with the pipeline, in [0, 1) (0: the paper's joint sampling)."""
+    random: bool = False
+    """Random weights of the preset's shapes (development)."""
+    preset: str = "tiny"
+    """Transformer preset for --random."""
+    seed: int = 0
+    """Seed of the random weights."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(BuildConfig, argv, prog="python -m training.build_pipeline")
+    missing = [] if config.random else [name for name in ("motion_vae", "transformer") if not getattr(config, name)]
+    if not config.output_dir or missing or config.dtype not in DTYPES:
+        problems = ["--output_dir is required"] if not config.output_dir else []
+        problems += [f"--{' and --'.join(missing)} required (or --random)"] if missing else []
+        problems += [f"--dtype must be one of {sorted(DTYPES)}"] if config.dtype not in DTYPES else []
+        raise SystemExit("python -m training.build_pipeline: error: " + "; ".join(problems))
+    if config.random:
+        torch.manual_seed(config.seed)
         pipe = random_pipeline(
-            build_transformer(args.preset),
-            text_encoder=args.text_encoder or "minilm",
-            body_height=args.body_height,
-            seed=args.seed,
+            build_transformer(config.preset),
+            text_encoder=config.text_encoder or "minilm",
+            body_height=config.body_height,
+            seed=config.seed,
         )
     else:
-        missing = [name for name in ("motion_vae", "transformer") if getattr(args, name) is None]
-        if missing:
-            parser.error(f"--{' and --'.join(missing)} required (or --random)")
         pipe = assemble_pipeline(
-            args.motion_vae,
-            args.transformer,
-            args.video_vae,
-            args.cogvideox,
-            args.text_encoder,
-            args.body_height,
-            args.motion_lead,
+            config.motion_vae,
+            config.transformer,
+            config.video_vae or None,
+            config.cogvideox or None,
+            config.text_encoder or None,
+            config.body_height,
+            config.motion_lead,
         )
-    pipe.to(DTYPES[args.dtype])
-    pipe.save_pretrained(args.out)
-    print(f"wrote {args.out}: {folder_size(args.out) / 2**20:.1f} MiB ({args.dtype})")
+    pipe.to(DTYPES[config.dtype])
+    pipe.save_pretrained(config.output_dir)
+    print(f"wrote {config.output_dir}: {folder_size(config.output_dir) / 2**20:.1f} MiB ({config.dtype})")
 
 
 if __name__ == "__main__":
