@@ -34,6 +34,8 @@ class Session:
     """The session's private folder; None until the first run."""
     last: EgoTwinPipelineOutput | None = field(default=None, repr=False)
     """The latest generated (or continued) clip."""
+    modes: list[str] = field(default_factory=list)
+    """The mode of each 5 s clip of `last`."""
     runs: int = 0
     """Runs so far; names the run folders."""
     run_folder: Path | None = None
@@ -55,6 +57,7 @@ class Session:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.last = None
+        self.modes = []
         self.run_folder = None
 
 

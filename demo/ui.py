@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import gradio as gr
@@ -44,8 +45,31 @@ SESSION_TTL_S = 2 * 3600
 """A tab idle this long loses its session (its files are deleted); closing the tab deletes them sooner."""
 PREVIEW_SIZE = 160
 """Pixels of the start-frame preview (the model's frame, enlarged by a whole factor)."""
+SERVER_PROBLEM = (
+    "Generation failed because of a problem on the server, not with your inputs (it has been logged); "
+    "please try again."
+)
 CACHE_CLEANUP = (1800, 3600)
 """Gradio deletes the copies it served of our files every 30 min once they are an hour old."""
+
+
+def checked_number(component: gr.Number | gr.Slider) -> gr.Number | gr.Slider:
+    """`component` with a preprocess step that gives a value that is not a number in range (possible through the
+    API) a message naming the input and its range, instead of Gradio's generic error."""
+    preprocess = component.preprocess
+
+    def checked(payload):
+        number = isinstance(payload, (int, float)) and not isinstance(payload, bool) and math.isfinite(payload)
+        if not number or not component.minimum <= payload <= component.maximum:
+            raise gr.Error(
+                f"{component.label} must be a number from {component.minimum:g} to {component.maximum:g}, "
+                f"got {payload!r}.",
+                title="Please check the inputs",
+            )
+        return preprocess(payload)
+
+    component.preprocess = checked
+    return component
 
 
 def load_examples(folder: Path = EXAMPLES_DIR) -> list[dict]:
@@ -76,8 +100,10 @@ def format_status(result: DemoResult) -> str:
     """Mode, length, seed and timings of a run, then the pipeline's notes for the user."""
     out = result.output
     clips = len(out.prompts or [out.prompt])
+    modes = result.modes or [out.mode]
+    named = modes[0].upper() + "".join(", then T2VM (Continue)" for _ in modes[1:2])
     lines = [
-        f"**{out.mode.upper()}**: {out.motion.duration:.1f} s ({clips} clip{'s' if clips > 1 else ''}), "
+        f"**{named}**: {out.motion.duration:.1f} s ({clips} clip{'s' if clips > 1 else ''}), "
         f"seed **{result.seed}**; sampled in {result.timings['sample']:.1f} s, "
         f"rendered in {result.timings['render']:.1f} s"
     ]
@@ -151,7 +177,7 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             if new:
                 session.close()
             logger.exception("generation failed")
-            raise gr.Error(f"Generation failed: {type(error).__name__}: {error}") from error
+            raise gr.Error(SERVER_PROBLEM) from error
 
     def generate(
         session, mode, prompt, image, pose_preset, pose_file, motion_file, video_file,
@@ -187,6 +213,10 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             frame = load_image(path, pipe.width, pipe.height)
         except InputError as error:
             gr.Warning(str(error))
+            return None
+        except Exception:  # never a bare error badge: the visitor gets words, the log the trace
+            logger.exception("start-frame preview failed")
+            gr.Warning(f"The start frame '{Path(path).name}' cannot be shown; {SERVER_PROBLEM}")
             return None
         # shown with square pixels, large enough to see, instead of blurred by the browser
         zoom = max(1, PREVIEW_SIZE // max(frame.shape[:2]))
@@ -259,6 +289,8 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
                         0, 0.95, value=defaults.motion_lead, step=0.05,
                         label="Motion lead (T2VM: how far the body's denoising runs ahead of the video's; 0 = joint)",
                     )  # fmt: skip
+                for number in (seed, steps, guidance, motion_guidance, video_guidance, motion_lead):
+                    checked_number(number)
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
                     continue_button = gr.Button("Continue (+5 s)", elem_id="continue")
