@@ -16,9 +16,6 @@ import signal
 import sys
 from pathlib import Path
 
-# Offscreen rendering without a display (Mesa EGL), set before anything imports PyOpenGL.
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = ROOT / "assets" / "egotwin-tiny"
 CHECKPOINT_ENV = "EGOTWIN_CHECKPOINT"

@@ -46,13 +46,20 @@ def free_port() -> int:
 class AppServer:
     """`python app.py` in a subprocess on a free local port; a context manager that stops it on exit."""
 
-    def __init__(self, checkpoint: str | Path, steps: int | None = None, startup_timeout: float = 600.0):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        steps: int | None = None,
+        startup_timeout: float = 600.0,
+        env: dict[str, str] | None = None,
+    ):
+        """env: variables set for the app on top of this process's (e.g. to make OpenGL unavailable)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, str(ROOT / "app.py"), "--checkpoint", str(checkpoint), "--port", str(self.port)]
         command += ["--steps", str(steps)] if steps is not None else []
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"egotwin-app-{self.port}.log", "w+")
-        env = {**os.environ, "PYOPENGL_PLATFORM": "egl", "GRADIO_ANALYTICS_ENABLED": "False"}
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self._wait_until_up(startup_timeout)
 
