@@ -25,7 +25,7 @@ from demo.inputs import (
     load_image,
 )
 from demo.runner import DemoResult, DemoRunner, GenerationRequest, SamplingSettings
-from demo.session import Session, close_session
+from demo.session import Session, close_session, prune_cache
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,7 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
         """Run `work(session)` with a session (a new one on the first run) and show any problem as gr.Error."""
         new = session is None
         session = Session() if new else session
+        prune_cache()  # before this run's files are copied into Gradio's cache: it stays within its budget
         try:
             return result_outputs(session, work(session))
         except InputError as error:
