@@ -12,6 +12,7 @@ import secrets
 import unicodedata
 import warnings
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -151,7 +152,12 @@ def load_image(path: str | Path | None, width: int, height: int) -> np.ndarray:
                 image = image.convert("RGB")
     except InputError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:  # PIL's own guard, at open
+        raise InputError(
+            f"The start frame '{path.name}' has too many pixels ({_user_message(error, path)}); "
+            f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels."
+        ) from error
+    except (OSError, SyntaxError, ValueError) as error:
         raise InputError(
             f"The start frame '{path.name}' is not a readable image ({_user_message(error, path)}). "
             "Upload a PNG, JPEG or WebP file."
@@ -167,16 +173,17 @@ def _check_npz_size(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             total = sum(info.file_size for info in members)
-            if total > MAX_MOTION_UNCOMPRESSED_BYTES:
-                raise InputError(
-                    f"The motion file '{path.name}' holds {file_size(total)} of arrays; "
-                    f"the limit is {file_size(MAX_MOTION_UNCOMPRESSED_BYTES)}."
-                )
-            frames = max((_npy_length(archive, info) for info in members), default=0)
+            # headers are read only from an archive within the size limit
+            frames = 0 if total > MAX_MOTION_UNCOMPRESSED_BYTES else max(map(partial(_npy_length, archive), members), default=0)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise InputError(
             f"The motion file '{path.name}' is not a readable .npz archive ({_user_message(error, path)})."
         ) from error
+    if total > MAX_MOTION_UNCOMPRESSED_BYTES:
+        raise InputError(
+            f"The motion file '{path.name}' holds {file_size(total)} of arrays; "
+            f"the limit is {file_size(MAX_MOTION_UNCOMPRESSED_BYTES)}."
+        )
     if frames > MAX_MOTION_FRAMES:
         raise InputError(
             f"The motion file '{path.name}' has {frames} frames; the limit is {MAX_MOTION_FRAMES} "
