@@ -13,10 +13,14 @@ crouch) have captions that make good prompts. The files written:
     turn_left.mp4             the whole 5 s turn, the TV2M example's video (H.264 yuv420p, which browsers play)
     poses/standing.npz        initial-pose presets (demo/inputs.py POSE_PRESETS)
     poses/crouching.npz
+    egoworld_domain.json      the start-frame domain check's reference for the shipped model's VAE (demo/domain.py):
+                              latent statistics of 40 frames of seed 11's apartments, thresholds 1.15 x the largest
+                              measures of 40 frames of seed 13's (`--domain-only` rebuilds just this file)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -27,6 +31,10 @@ from demo.inputs import EXAMPLES_DIR, POSES_DIR
 from egotwin.data.clip_format import read_clip, read_metadata, write_video
 from egotwin.world.generate import generate
 
+CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "egotwin-tiny"
+DOMAIN_SEEDS = (11, 13)
+"""EgoWorld runs for the domain reference: fit on the first, thresholds on the second (other apartments); the
+shipped model trains on seed 0's."""
 SEED = 7
 CLIPS = {"turn_left": 0, "look_down": 1, "door": 2, "crouch": 3}
 """Example name -> clip index in seed 7's run (all four in test apartment 0)."""
@@ -80,7 +88,29 @@ def make_examples(out: Path = EXAMPLES_DIR) -> list[dict]:
     return rows
 
 
+def egoworld_frames(seed: int, clips: int = 8, every: int = 10) -> list:
+    """Frames 0, 10, 20, ... of `clips` EgoWorld clips of `seed` (rendered into a temporary folder)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        records = generate(tmp, clips, seed=seed, workers=1, progress=False)
+        return [f for r in records for f in read_clip(Path(tmp) / r["path"])["frames"][::every]]
+
+
+def make_domain_reference(checkpoint: Path = CHECKPOINT):
+    """Calibrate and write the domain check's reference for `checkpoint`'s VAE (demo/domain.py)."""
+    from demo.domain import calibrate, save_reference
+    from egotwin.pipelines import EgoTwinPipeline
+
+    pipe = EgoTwinPipeline.from_pretrained(checkpoint)
+    reference = calibrate(pipe, egoworld_frames(DOMAIN_SEEDS[0]), egoworld_frames(DOMAIN_SEEDS[1]))
+    save_reference(reference)
+    return reference
+
+
 if __name__ == "__main__":
-    for row in make_examples():
-        print(row)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--domain-only", action="store_true", help="only rebuild egoworld_domain.json")
+    if not parser.parse_args().domain_only:
+        for row in make_examples():
+            print(row)
+    print(make_domain_reference())
     print(f"{sum(f.stat().st_size for f in EXAMPLES_DIR.rglob('*') if f.is_file()) / 1024:.0f} KiB in {EXAMPLES_DIR}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from demo.domain import DomainCheck, DomainChecker
 from demo.inputs import (
     InputError,
     check_prompt,
@@ -125,6 +126,7 @@ class DemoRunner:
         self.render_size = render_size
         self._lock = threading.Lock()
         self.wait = WaitEstimate()
+        self.domain = DomainChecker(pipe)
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -200,7 +202,16 @@ class DemoRunner:
         kwargs = {**self.pipeline_inputs(request), **self.settings_inputs(request.settings)}
         if request.mode != "t2vm":  # one modality is generated: nothing to run ahead of
             kwargs.pop("motion_lead", None)
-        return self._run(session, self.pipe.__call__, kwargs, request.settings.seed, progress, start, [request.mode])
+        check = self.check_start_frame(kwargs)
+        notes = [check.note()] if check is not None and check.out_of_domain else []
+        modes = [request.mode]
+        return self._run(session, self.pipe.__call__, kwargs, request.settings.seed, progress, start, modes, notes)
+
+    def check_start_frame(self, kwargs: dict) -> DomainCheck | None:
+        """How EgoWorld-like the start frame (the image, or the video's first frame) is (demo/domain.py); None
+        without a reference for this checkpoint."""
+        frame = kwargs["video"][0] if "video" in kwargs else kwargs["image"]
+        return self.domain.check(frame)
 
     def extend(
         self, session: Session, prompt: str, settings: SamplingSettings, progress: Progress | None = None
@@ -227,9 +238,10 @@ class DemoRunner:
         progress: Progress | None,
         start: float,
         modes: list[str],
+        notes: list[str] | None = None,
     ) -> DemoResult:
         """Sample (`call(**kwargs)`), export and measure; `start` is when the click's work began (perf_counter);
-        `modes` are the clips' modes once it is done."""
+        `modes` are the clips' modes once it is done; `notes` are for the user, with the pipeline's own."""
         if progress is None:  # not `progress or ...`: gr.Progress defines __len__ and is falsy
             progress = _no_progress
         seed = random_seed() if seed is None else check_seed(seed)
@@ -246,7 +258,7 @@ class DemoRunner:
             )
             return {}
 
-        notes = []
+        notes = list(notes or [])
         expected = _about(self.wait.total(steps, seconds))
         progress(0.0, desc=("Waiting for the model" if self._lock.locked() else "Encoding the inputs") + expected)
         with self._lock, warnings.catch_warnings(record=True) as caught:
