@@ -36,8 +36,9 @@ from egotwin.render import export_all, render_body_view
 
 try:  # the viewpoint-alignment figures are optional: the demo runs without the evaluation package
     from egotwin.eval import viewpoint_alignment
+    from egotwin.eval.consistency import still_camera_alignment
 except ImportError:
-    viewpoint_alignment = None
+    viewpoint_alignment = still_camera_alignment = None
 
 try:  # Hugging Face ZeroGPU Spaces: the GPU is attached only while a decorated function runs
     import spaces
@@ -360,4 +361,8 @@ def measure_alignment(output: EgoTwinPipelineOutput) -> tuple[dict[str, float] |
     except Exception as error:  # e.g. too few image features to track in a flat generated frame
         logger.info("viewpoint alignment failed: %r", error)
         return None, f"Viewpoint alignment could not be measured for this clip ({error})."
-    return {k: float(v) for k, v in figures.items() if isinstance(v, (int, float))}, None
+    figures = {k: float(v) for k, v in figures.items() if isinstance(v, (int, float))}
+    # the reference: a camera that never moves, scored against the same head path (README, "Evaluation")
+    still = still_camera_alignment(output.camera_to_world)
+    figures.update({f"still_{k}": float(still[k]) for k in ("trans_err", "rot_err") if k in still})
+    return figures, None

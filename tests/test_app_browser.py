@@ -58,10 +58,20 @@ def test_three_modes_continue_and_downloads_in_the_browser(server, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server.url)
 
+        # before any click: the first example's inputs and its pre-generated result; Continue waits for a clip
+        sync_api.expect(page.locator("#status")).to_contain_text("Example result, made in advance")
+        page.wait_for_function("() => document.querySelector('#result-video video')?.readyState >= 2")
+        pregenerated = result_video_state(page)["src"]
+        assert pregenerated.endswith("side_by_side.mp4")
+        sync_api.expect(page.locator("#continue")).to_be_disabled()
+        sync_api.expect(page.locator("#alignment")).to_contain_text("a motionless camera")
+
         # a bad input first: an empty prompt is explained, nothing is generated
+        page.fill("#prompt textarea", "")
         page.click("#generate")
         sync_api.expect(page.get_by_text("Please enter a prompt").first).to_be_visible(timeout=60_000)
-        assert result_video_state(page)["src"] == ""
+        assert result_video_state(page)["src"] == pregenerated
+        sync_api.expect(page.locator("#continue")).to_be_disabled()
 
         for label in (
             "TM2V: the person crouches and rises again",
@@ -75,6 +85,10 @@ def test_three_modes_continue_and_downloads_in_the_browser(server, tmp_path):
             sync_api.expect(page.locator("#status")).to_contain_text(label.split(":")[0], timeout=10_000)
             assert download_names(page) >= EXPORTS, label
 
+        sync_api.expect(page.locator("#continue")).to_be_enabled()
+        page.click("#reuse-seed")  # one click: the next run reuses the seed shown
+        page.get_by_text("Advanced", exact=True).click()
+        sync_api.expect(page.locator("#randomize input")).not_to_be_checked()
         generate_in_browser(page, "#continue")
         video = result_video_state(page)
         assert video["duration"] == pytest.approx(2 * CLIP_SECONDS - 1 / 16, abs=0.1)
