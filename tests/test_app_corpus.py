@@ -245,7 +245,7 @@ def test_bad_api_values(client):
         ({"seed": "abc"}, "Seed must be a number from 0"),
         ({"steps": None}, "Sampling steps must be a number from 1 to 100, got None"),
         ({"steps": 1e9}, "Sampling steps must be a number from 1 to 100"),
-        ({"w_t": "high"}, "Text guidance .* got .high."),
+        ({"w_t": "high"}, "text guidance w_t.* got .high."),
     ]
     for overrides, expected in cases:
         assert_clear_refusal(lambda: generate(client, **overrides), None, expected)  # noqa: B023
