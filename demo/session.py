@@ -32,7 +32,7 @@ SESSIONS_ROOT = APP_ROOT / "sessions"
 """Parent of the session folders."""
 GRADIO_CACHE = APP_ROOT / "gradio"
 """Gradio's cache of uploads and served files ($GRADIO_TEMP_DIR)."""
-MAX_CACHE_BYTES = int(float(os.environ.get("EGOTWIN_DEMO_CACHE_MB", 512)) * (1 << 20))
+MAX_CACHE_BYTES = int(float(os.environ.get("EGOTWIN_DEMO_CACHE_MB", "512")) * (1 << 20))
 """Disk that Gradio's cache may use ($EGOTWIN_DEMO_CACHE_MB, default 512 MB: a few hundred runs)."""
 atexit.register(shutil.rmtree, APP_ROOT, ignore_errors=True)
 

@@ -5,7 +5,6 @@ what a killed run left behind; Gradio's cache is pruned to its budget after ever
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
