@@ -1,6 +1,8 @@
-"""The demo's disk use over its life (issue 24): SIGTERM and SIGINT both stop `python app.py` cleanly and remove
-everything it wrote (its session folders and Gradio's cache, both under <tmp>/egotwin-demo-<pid>); a start removes
-what a killed run left behind; Gradio's cache is pruned to its budget after every run."""
+"""The demo's life as a process (issue 24): SIGTERM and SIGINT both stop `python app.py` cleanly and remove everything
+it wrote (its session folders and Gradio's cache, both under <tmp>/egotwin-demo-<pid>); a start removes what a killed
+run left behind; Gradio's cache is pruned to its budget after every run. The SIGTERM run has no OpenGL: PyOpenGL and
+pyrender are made unimportable, as on a machine without Mesa's libEGL, and the app must still start (so importing
+the demo does not import them), serve and generate, drawing the body view with the software rasteriser."""
 
 import os
 import signal
@@ -8,12 +10,27 @@ import time
 
 import pytest
 
-from benchmarks.bench_demo import AppServer
+from benchmarks.bench_demo import ROOT, AppServer
 from demo.inputs import EXAMPLES_DIR
 from demo.session import APP_PREFIX, folder_bytes, prune_cache, remove_leftovers
 
 ADVANCED = (7, False, 2, 6.0, 1.5, 1.5, 0.0)  # seed, random seed, steps, w_t, w_m, w_v, motion lead
 DEAD_PID = 99_999_999  # above Linux's largest pid (4,194,304): no process has it
+NO_OPENGL = """
+import sys
+
+
+class NoOpenGL:
+    \"\"\"Refuses PyOpenGL and pyrender the way a machine without libEGL does: with an ImportError.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("OpenGL", "pyrender"):
+            raise ImportError(f"Unable to load EGL library (no OpenGL on this test machine): {name}")
+        return None
+
+
+sys.meta_path.insert(0, NoOpenGL())
+"""
 
 
 def generate(client, prompt: str = "go to the door") -> str:
@@ -32,7 +49,14 @@ def test_a_stopped_app_leaves_nothing_and_a_start_clears_a_killed_one(tiny_pipel
     killed = tmp_path / f"{APP_PREFIX}{DEAD_PID}"  # what a SIGKILLed run leaves: its folder, Gradio's cache inside
     (killed / "gradio" / "0123abcd").mkdir(parents=True)
     (killed / "gradio" / "0123abcd" / "side_by_side.mp4").write_bytes(b"x" * 1000)
-    server = AppServer(tiny_pipeline_dir, steps=2, env={"TMPDIR": str(tmp_path)})
+    env = {"TMPDIR": str(tmp_path)}
+    without_opengl = signum == signal.SIGTERM
+    if without_opengl:
+        site = tmp_path.parent / f"{tmp_path.name}-site"  # outside the app's temp dir, which must stay clean
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(NO_OPENGL)
+        env["PYTHONPATH"] = f"{site}:{ROOT}"
+    server = AppServer(tiny_pipeline_dir, steps=2, env=env)
     try:
         root = tmp_path / f"{APP_PREFIX}{server.process.pid}"
         assert not killed.exists() and root.is_dir()
@@ -40,6 +64,9 @@ def test_a_stopped_app_leaves_nothing_and_a_start_clears_a_killed_one(tiny_pipel
         cached = {p.name for p in (root / "gradio").rglob("*") if p.is_file()}
         assert {"side_by_side.mp4", "door.png"} <= cached  # the result and the upload went into the app's folder
         assert not [p for p in tmp_path.iterdir() if p != root]  # and nowhere else
+        if without_opengl:
+            log = server.output()
+            assert "Unable to load EGL library" in log and "the body view uses the software renderer" in log
         server.process.send_signal(signum)
         assert server.process.wait(timeout=60) == 0  # an orderly exit, not death by the signal
         assert not root.exists(), list(root.rglob("*"))
