@@ -269,7 +269,10 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             return None
         except Exception:  # never a bare error badge: the visitor gets words, the log the trace
             logger.exception("start-frame preview failed")
-            gr.Warning(f"The start frame '{Path(path).name}' cannot be shown; {SERVER_PROBLEM}")
+            gr.Warning(
+                f"The start frame '{Path(path).name}' cannot be shown because of a problem on the server (it has "
+                "been logged); Generate checks it again."
+            )
             return None
         # shown with square pixels, large enough to see, instead of blurred by the browser
         zoom = max(1, PREVIEW_SIZE // max(frame.shape[:2]))

@@ -305,3 +305,16 @@ def test_the_page_explains_itself(runner):
     video, status, alignment = pregenerated_result()  # shipped with the examples: shown before the first click
     assert video.endswith("side_by_side.mp4") and "Example result, made in advance" in status and "seed 0" in status
     assert "a motionless camera" in alignment
+
+
+def test_a_failing_preview_gives_words_not_an_error_badge(page, monkeypatch):
+    from demo import ui
+
+    preview = next(fn.fn for fn in page["demo"].fns.values() if fn.fn.__name__ == "preview")
+
+    def out_of_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(ui, "load_image", out_of_memory)
+    with pytest.warns(UserWarning, match="The start frame 'door.png' cannot be shown because of a problem on the server"):
+        assert preview(EXAMPLE["door.png"]) is None
