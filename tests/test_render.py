@@ -257,8 +257,10 @@ def test_software_body_view_matches_pyrender(walk):
     drawn wherever it touches a pixel), the rasteriser samples each pixel's centre (measured over the whole 5 s walk:
     IoU 0.90, mean difference 1.6 levels of 255; at 160 px the IoU is 0.85, the edges weighing more)."""
     clip = walk.slice(0, 17)
-    opengl = BodyViewRenderer((320, 320), backend="opengl").render(clip, K64)
-    software = BodyViewRenderer((320, 320), backend="software").render(clip, K64)
+    renderers = [BodyViewRenderer((320, 320), backend=backend) for backend in ("opengl", "software")]
+    opengl, software = (renderer.render(clip, K64) for renderer in renderers)
+    for renderer in renderers:  # closed, not collected: pyrender's own clean-up would end every EGL context
+        renderer.close()
     a, b = _drawn(opengl), _drawn(software)
     iou = (a & b).sum() / (a | b).sum()
     difference = np.abs(opengl.astype(int) - software.astype(int)).mean()
