@@ -260,8 +260,9 @@ class DemoRunner:
             return {}
 
         notes = list(notes or [])
+        # while another visitor's clip is sampled, how long that takes is unknown here: no estimate then
         expected = _about(self.wait.total(steps, seconds))
-        progress(0.0, desc=("Waiting for the model" if self._lock.locked() else "Encoding the inputs") + expected)
+        progress(0.0, desc="Waiting for the model" if self._lock.locked() else f"Encoding the inputs{expected}")
         with self._lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             try:
