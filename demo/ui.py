@@ -45,6 +45,7 @@ Pick an example below or bring your own start frame, then press **Generate**; **
 *{model}*
 """
 RESULT_DIR = EXAMPLES_DIR / "result"
+SHIPPED_CHECKPOINT = EXAMPLES_DIR.parent / "egotwin-tiny"
 DATA_OWN = {"trans_err": 1.74, "rot_err": 3.18}
 """The odometry's own TransErr / RotErr on EgoWorld's real videos against their exact cameras (median of 92 clips,
 README "Evaluation"): the best a generated clip can score."""
@@ -150,11 +151,18 @@ def intro(pipe, device: str) -> str:
     code_url = os.environ.get("EGOTWIN_CODE_URL") or (f"https://huggingface.co/spaces/{space}/tree/main" if space else None)
     code = f"[Code]({code_url})" if code_url else "Code: this app's repository (README.md)"
     processor = "a CPU" if device == "cpu" else "a GPU"
-    model = (
-        f"This checkpoint makes {pipe.width}x{pipe.height} frames at 8 fps on {processor}: the shipped small model, "
-        "trained only on EgoWorld's synthetic apartments. The paper's model is CogVideoX-5B at 480x480."
-    )
+    model = f"This checkpoint makes {pipe.width}x{pipe.height} frames at 8 fps on {processor}."
+    if is_shipped(pipe):
+        model = (
+            f"The shipped small model makes {pipe.width}x{pipe.height} frames at 8 fps on {processor}; it was trained "
+            "only on EgoWorld's synthetic apartments. The paper's model is CogVideoX-5B at 480x480."
+        )
     return INTRO.format(paper=PAPER_URL, code=code, model=model)
+
+
+def is_shipped(pipe) -> bool:
+    """Whether `pipe` was loaded from the shipped checkpoint (assets/egotwin-tiny)."""
+    return bool(pipe.name_or_path) and Path(pipe.name_or_path).resolve() == SHIPPED_CHECKPOINT.resolve()
 
 
 def pregenerated_result() -> tuple[str | None, str, str]:
@@ -279,7 +287,8 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
         return frame.repeat(zoom, axis=0).repeat(zoom, axis=1)
 
     first = examples[0] if examples else None
-    result_video, result_status, result_alignment = pregenerated_result()
+    # the result made in advance is the shipped model's: another checkpoint starts with an empty result
+    result_video, result_status, result_alignment = pregenerated_result() if is_shipped(pipe) else (None, "", "")
 
     def keep_seed(value: float) -> bool:
         """'Use this seed again': the seed field keeps the last run's seed; stop drawing new ones."""

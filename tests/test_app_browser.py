@@ -1,4 +1,4 @@
-"""The demo as a visitor and as an API client see it: `python app.py` on a tiny random pipeline saved to a folder,
+"""The demo as a visitor and as an API client see it: `python app.py` on the shipped model at 2 sampling steps,
 driven by Playwright in headless Chromium (all three modes from the examples, Continue, a real download, a bad
 input's message) and called through gradio_client's named endpoints (good and bad inputs, an oversized upload);
 the server must stay up throughout.
@@ -10,8 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
-from test_pipeline import get_dummy_components
 
 from benchmarks.bench_demo import (
     CHROMIUM,
@@ -22,9 +20,7 @@ from benchmarks.bench_demo import (
     result_video_state,
 )
 from demo.inputs import EXAMPLES_DIR, MAX_UPLOAD_BYTES
-from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.motion import Motion
-from training.build_pipeline import random_pipeline
 
 sync_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -32,19 +28,16 @@ if not Path(CHROMIUM).exists():
 
 pytestmark = pytest.mark.slow
 STEPS = 2
+SHIPPED = EXAMPLES_DIR.parent / "egotwin-tiny"
 CLIP_SECONDS = 81 / 16  # the side-by-side video runs at the motion's 16 fps
 EXPORTS = {"side_by_side.mp4", "egocentric.mp4", "motion.npz", "motion.bvh", "motion.glb", "cameras.npz"}
 ADVANCED = (7, False, STEPS, 6.0, 1.5, 1.5, 0.0)  # seed, random seed, steps, w_t, w_m, w_v, motion lead
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pipeline")
-    components = get_dummy_components()
-    torch.manual_seed(0)
-    transformer = EgoTwinTransformer3DModel(**components["transformer"])
-    random_pipeline(transformer, components["video_vae"], components["motion_vae"]).save_pretrained(folder)
-    with AppServer(folder, steps=STEPS) as app:
+def server():
+    """The shipped model (the page then starts with its result made in advance), at 2 sampling steps."""
+    with AppServer(SHIPPED, steps=STEPS) as app:
         yield app
 
 
