@@ -16,9 +16,6 @@ import signal
 import sys
 from pathlib import Path
 
-# Offscreen rendering without a display (Mesa EGL), set before anything imports PyOpenGL.
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = ROOT / "assets" / "egotwin-tiny"
 CHECKPOINT_ENV = "EGOTWIN_CHECKPOINT"
@@ -52,13 +49,16 @@ def main(argv: list[str] | None = None) -> None:
             "before a trained model exists: `python -m training.build_pipeline --random --preset tiny --output_dir "
             "/tmp/random_pipe`, then `python app.py --checkpoint /tmp/random_pipe`; its videos are noise.)"
         )
+    from demo.session import use_app_temp_dir
+
+    use_app_temp_dir()  # before Gradio is imported: its cache goes into the app's own folder (demo/session.py)
     from demo.inputs import EXAMPLES_DIR, MAX_UPLOAD_BYTES
     from demo.runner import DemoRunner
     from demo.ui import build_demo
 
-    # a stopped server (SIGTERM: Ctrl+C's sibling, what containers and Spaces send) exits through Python's exit
-    # handlers, which remove the session files (demo/session.py)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    # SIGTERM (what containers and Spaces send) stops the server like Ctrl+C: Gradio closes it, main returns, and
+    # Python's exit handlers remove the app's folder, Gradio's cache included
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from egotwin.pipelines.pipeline_egotwin import DTYPES
 
     runner = DemoRunner.from_checkpoint(args.checkpoint, device=args.device, torch_dtype=DTYPES[args.dtype])

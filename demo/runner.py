@@ -6,6 +6,7 @@ Progress is reported through a plain callable `progress(fraction, desc=...)`, wh
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import warnings
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from demo.domain import DomainCheck, DomainChecker
 from demo.inputs import (
     InputError,
     check_prompt,
@@ -34,8 +36,9 @@ from egotwin.render import export_all, render_body_view
 
 try:  # the viewpoint-alignment figures are optional: the demo runs without the evaluation package
     from egotwin.eval import viewpoint_alignment
+    from egotwin.eval.consistency import still_camera_alignment
 except ImportError:
-    viewpoint_alignment = None
+    viewpoint_alignment = still_camera_alignment = None
 
 try:  # Hugging Face ZeroGPU Spaces: the GPU is attached only while a decorated function runs
     import spaces
@@ -47,8 +50,12 @@ except ImportError:
         return fn
 
 
+logger = logging.getLogger(__name__)
+
 SAMPLING_SHARE = 0.8
 """Share of the progress bar given to sampling; rendering and exports take the rest."""
+MAX_CLIPS = 6
+"""Clips that Continue may join (30 s): rendering and exporting grow with the whole clip, inside the one queue slot."""
 Progress = Callable[..., object]
 
 
@@ -99,6 +106,8 @@ class DemoResult:
     """Why there are no figures, when there are none."""
     timings: dict[str, float]
     """Seconds: sample (inputs, text, sampling, decoding), render (exports and alignment), total."""
+    modes: list[str] = field(default_factory=list)
+    """The mode of each 5 s clip, in order: the first one's, then "t2vm" for each Continue."""
     notes: list[str] = field(default_factory=list)
     """The pipeline's warnings for the user (a prompt longer than the text encoder reads, ...)."""
 
@@ -117,6 +126,8 @@ class DemoRunner:
         self.pipe = pipe
         self.render_size = render_size
         self._lock = threading.Lock()
+        self.wait = WaitEstimate()
+        self.domain = DomainChecker(pipe)
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -194,7 +205,16 @@ class DemoRunner:
         kwargs = {**self.pipeline_inputs(request), **self.settings_inputs(request.settings)}
         if request.mode != "t2vm":  # one modality is generated: nothing to run ahead of
             kwargs.pop("motion_lead", None)
-        return self._run(session, self.pipe.__call__, kwargs, request.settings.seed, progress, start)
+        check = self.check_start_frame(kwargs)
+        notes = [check.note()] if check is not None and check.out_of_domain else []
+        modes = [request.mode]
+        return self._run(session, self.pipe.__call__, kwargs, request.settings.seed, progress, start, modes, notes)
+
+    def check_start_frame(self, kwargs: dict) -> DomainCheck | None:
+        """How EgoWorld-like the start frame (the image, or the video's first frame) is (demo/domain.py); None
+        without a reference for this checkpoint."""
+        frame = kwargs["video"][0] if "video" in kwargs else kwargs["image"]
+        return self.domain.check(frame)
 
     def extend(
         self, session: Session, prompt: str, settings: SamplingSettings, progress: Progress | None = None
@@ -202,9 +222,15 @@ class DemoRunner:
         """Five more seconds after the session's latest result (pipe.continue_from), joined to it."""
         if session.last is None:
             raise InputError("Nothing to continue yet: generate a clip first.")
+        if len(session.modes) >= MAX_CLIPS:
+            raise InputError(
+                f"This clip is already {len(session.modes)} clips ({5 * len(session.modes)} s) long, the demo's limit; "
+                "press Generate to start a new one."
+            )
         start = time.perf_counter()
         kwargs = {"previous": session.last, "prompt": check_prompt(prompt), **self.settings_inputs(settings)}
-        return self._run(session, self.pipe.continue_from, kwargs, settings.seed, progress, start)
+        modes = [*session.modes, "t2vm"]  # continue_from generates both modalities
+        return self._run(session, self.pipe.continue_from, kwargs, settings.seed, progress, start, modes)
 
     def _run(
         self,
@@ -214,18 +240,31 @@ class DemoRunner:
         seed: int | None,
         progress: Progress | None,
         start: float,
+        modes: list[str],
+        notes: list[str] | None = None,
     ) -> DemoResult:
-        """Sample (`call(**kwargs)`), export and measure; `start` is when the click's work began (perf_counter)."""
-        progress = progress or (lambda *args, **kw: None)
+        """Sample (`call(**kwargs)`), export and measure; `start` is when the click's work began (perf_counter);
+        `modes` are the clips' modes once it is done; `notes` are for the user, with the pipeline's own."""
+        if progress is None:  # not `progress or ...`: gr.Progress defines __len__ and is falsy
+            progress = _no_progress
         seed = random_seed() if seed is None else check_seed(seed)
         steps = kwargs["num_inference_steps"]
+        seconds = 5.0 * len(modes)
+        step_times: list[float] = []
 
         def on_step(pipe: EgoTwinPipeline, index: int, timestep: torch.Tensor, tensors: dict) -> dict:
-            progress(SAMPLING_SHARE * (index + 1) / steps, desc=f"Sampling: step {index + 1} of {steps}")
+            step_times.append(time.perf_counter())
+            left = self.wait.remaining(steps - index - 1, seconds, step_times)
+            progress(
+                SAMPLING_SHARE * (index + 1) / steps,
+                desc=f"Sampling: step {index + 1} of {steps}{_about(left)}",
+            )
             return {}
 
-        notes = []
-        progress(0.0, desc="Waiting for the model" if self._lock.locked() else "Encoding the inputs")
+        notes = list(notes or [])
+        # while another visitor's clip is sampled, how long that takes is unknown here: no estimate then
+        expected = _about(self.wait.total(steps, seconds))
+        progress(0.0, desc="Waiting for the model" if self._lock.locked() else f"Encoding the inputs{expected}")
         with self._lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             try:
@@ -242,7 +281,10 @@ class DemoRunner:
         notes += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
         sampled = time.perf_counter()
 
-        progress(SAMPLING_SHARE, desc="Rendering the body view and the exports")
+        progress(
+            SAMPLING_SHARE,
+            desc=f"Rendering the body view and the exports{_about(self.wait.render_seconds(seconds))}",
+        )
         folder = session.new_run_folder()
         files = export_all(
             output.frames,
@@ -251,17 +293,65 @@ class DemoRunner:
             output.intrinsics,
             folder,
             caption=" / then: ".join(output.prompts or [output.prompt]),
-            mode=output.mode,
+            mode=" + ".join(modes),
             body=self.pipe.body,
             size=self.render_size,
         )
         alignment, alignment_note = measure_alignment(output)
-        session.last = output
+        session.last, session.modes = output, modes
         done = time.perf_counter()
         progress(1.0, desc="Done")
         timings = {"sample": sampled - start, "render": done - sampled, "total": done - start}
+        if len(step_times) >= 2:
+            self.wait.update(steps, seconds, step_times, render=done - sampled, overhead=sampled - start)
         files = {k: Path(v) for k, v in files.items()}
-        return DemoResult(output, files, seed, alignment, alignment_note, timings, notes)
+        return DemoResult(output, files, seed, alignment, alignment_note, timings, modes, notes)
+
+
+def _no_progress(*args, **kwargs) -> None:
+    """The progress callback when there is none."""
+
+
+def _about(seconds: float | None) -> str:
+    """' (about 6 s left)' for a progress message; '' when there is no estimate yet."""
+    return "" if seconds is None else f" (about {max(1, round(seconds))} s left)"
+
+
+@dataclass
+class WaitEstimate:
+    """What a click costs on this machine, measured on the runs so far (running means), for the progress messages:
+    seconds per sampling step, the time before the first step (inputs, text, decoding), and rendering seconds per
+    second of clip. All None until the first run."""
+
+    step: float | None = None
+    overhead: float | None = None
+    render_per_second: float | None = None
+
+    def render_seconds(self, seconds: float) -> float | None:
+        """Expected render time of a clip of `seconds`."""
+        return None if self.render_per_second is None else self.render_per_second * seconds
+
+    def total(self, steps: int, seconds: float) -> float | None:
+        """Expected seconds of a whole click of `steps` steps on a clip of `seconds`."""
+        if self.step is None:
+            return None
+        return self.overhead + steps * self.step + self.render_seconds(seconds)
+
+    def remaining(self, steps_left: int, seconds: float, step_times: list[float]) -> float | None:
+        """Seconds left after a step: this run's own step time once it has one, else the previous runs'."""
+        step = (step_times[-1] - step_times[0]) / (len(step_times) - 1) if len(step_times) >= 2 else self.step
+        if step is None:
+            return None
+        return steps_left * step + (self.render_seconds(seconds) or 0.0)
+
+    def update(self, steps: int, seconds: float, step_times: list[float], render: float, overhead: float) -> None:
+        """Fold in a finished run (half weight to the newest, so that a busy machine shows within a few runs)."""
+        step = (step_times[-1] - step_times[0]) / (len(step_times) - 1)
+        overhead -= step * len(step_times)  # sample time = before + steps + decoding; keep what is not steps
+        new = {"step": step, "overhead": max(overhead, 0.0), "render_per_second": render / seconds}
+        for name, value in new.items():
+            old = getattr(self, name)
+            setattr(self, name, value if old is None else 0.5 * (old + value))
 
 
 def measure_alignment(output: EgoTwinPipelineOutput) -> tuple[dict[str, float] | None, str | None]:
@@ -272,5 +362,10 @@ def measure_alignment(output: EgoTwinPipelineOutput) -> tuple[dict[str, float] |
     try:
         figures = viewpoint_alignment(output.frames, output.camera_to_world, output.intrinsics)
     except Exception as error:  # e.g. too few image features to track in a flat generated frame
-        return None, f"Viewpoint alignment could not be measured for this clip ({type(error).__name__}: {error})."
-    return {k: float(v) for k, v in figures.items() if isinstance(v, (int, float))}, None
+        logger.info("viewpoint alignment failed: %r", error)
+        return None, f"Viewpoint alignment could not be measured for this clip ({error})."
+    figures = {k: float(v) for k, v in figures.items() if isinstance(v, (int, float))}
+    # the reference: a camera that never moves, scored against the same head path (README, "Evaluation")
+    still = still_camera_alignment(output.camera_to_world)
+    figures.update({f"still_{k}": float(still[k]) for k in ("trans_err", "rot_err") if k in still})
+    return figures, None

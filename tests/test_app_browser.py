@@ -1,4 +1,4 @@
-"""The demo as a visitor and as an API client see it: `python app.py` on a tiny random pipeline saved to a folder,
+"""The demo as a visitor and as an API client see it: `python app.py` on the shipped model at 2 sampling steps,
 driven by Playwright in headless Chromium (all three modes from the examples, Continue, a real download, a bad
 input's message) and called through gradio_client's named endpoints (good and bad inputs, an oversized upload);
 the server must stay up throughout.
@@ -10,8 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
-from test_pipeline import get_dummy_components
 
 from benchmarks.bench_demo import (
     CHROMIUM,
@@ -22,9 +20,7 @@ from benchmarks.bench_demo import (
     result_video_state,
 )
 from demo.inputs import EXAMPLES_DIR, MAX_UPLOAD_BYTES
-from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.motion import Motion
-from training.build_pipeline import random_pipeline
 
 sync_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -32,19 +28,16 @@ if not Path(CHROMIUM).exists():
 
 pytestmark = pytest.mark.slow
 STEPS = 2
+SHIPPED = EXAMPLES_DIR.parent / "egotwin-tiny"
 CLIP_SECONDS = 81 / 16  # the side-by-side video runs at the motion's 16 fps
 EXPORTS = {"side_by_side.mp4", "egocentric.mp4", "motion.npz", "motion.bvh", "motion.glb", "cameras.npz"}
 ADVANCED = (7, False, STEPS, 6.0, 1.5, 1.5, 0.0)  # seed, random seed, steps, w_t, w_m, w_v, motion lead
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pipeline")
-    components = get_dummy_components()
-    torch.manual_seed(0)
-    transformer = EgoTwinTransformer3DModel(**components["transformer"])
-    random_pipeline(transformer, components["video_vae"], components["motion_vae"]).save_pretrained(folder)
-    with AppServer(folder, steps=STEPS) as app:
+def server():
+    """The shipped model (the page then starts with its result made in advance), at 2 sampling steps."""
+    with AppServer(SHIPPED, steps=STEPS) as app:
         yield app
 
 
@@ -58,10 +51,20 @@ def test_three_modes_continue_and_downloads_in_the_browser(server, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(server.url)
 
+        # before any click: the first example's inputs and its pre-generated result; Continue waits for a clip
+        sync_api.expect(page.locator("#status")).to_contain_text("Example result, made in advance")
+        page.wait_for_function("() => document.querySelector('#result-video video')?.readyState >= 2")
+        pregenerated = result_video_state(page)["src"]
+        assert pregenerated.endswith("side_by_side.mp4")
+        sync_api.expect(page.locator("#continue")).to_be_disabled()
+        sync_api.expect(page.locator("#alignment")).to_contain_text("a motionless camera")
+
         # a bad input first: an empty prompt is explained, nothing is generated
+        page.fill("#prompt textarea", "")
         page.click("#generate")
         sync_api.expect(page.get_by_text("Please enter a prompt").first).to_be_visible(timeout=60_000)
-        assert result_video_state(page)["src"] == ""
+        assert result_video_state(page)["src"] == pregenerated
+        sync_api.expect(page.locator("#continue")).to_be_disabled()
 
         for label in (
             "TM2V: the person crouches and rises again",
@@ -75,6 +78,10 @@ def test_three_modes_continue_and_downloads_in_the_browser(server, tmp_path):
             sync_api.expect(page.locator("#status")).to_contain_text(label.split(":")[0], timeout=10_000)
             assert download_names(page) >= EXPORTS, label
 
+        sync_api.expect(page.locator("#continue")).to_be_enabled()
+        page.click("#reuse-seed")  # one click: the next run reuses the seed shown
+        page.get_by_text("Advanced", exact=True).click()
+        sync_api.expect(page.locator("#randomize input")).not_to_be_checked()
         generate_in_browser(page, "#continue")
         video = result_video_state(page)
         assert video["duration"] == pytest.approx(2 * CLIP_SECONDS - 1 / 16, abs=0.1)

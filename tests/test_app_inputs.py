@@ -236,3 +236,76 @@ def test_prompts_and_seeds():
     for bad in (-1, 1.5, None, 2**32):
         with pytest.raises(InputError, match="seed"):
             check_seed(bad)
+
+
+# ------------------------------------------------------------------------------- issue 24: bounded before work
+def test_driving_motion_frame_rate_is_bounded_before_resampling(tmp_path):
+    # 2 frames at 1e-6 fps "last" 1e6 s: the server resampled that to 16 million frames and was killed (issue 24)
+    slow = Motion.rest(2, fps=1e-6)
+    slow.save_npz(tmp_path / "slow.npz")
+    with pytest.raises(InputError, match=r"'slow.npz' has a frame rate of 1e-06 fps; accepted: 1 to 1000 fps"):
+        load_driving_motion(tmp_path / "slow.npz")
+    save_bvh(slow, tmp_path / "slow.bvh")  # Frame Time: 1000000
+    assert "Frame Time: 1000000" in (tmp_path / "slow.bvh").read_text()
+    with pytest.raises(InputError, match=r"'slow.bvh' has a frame rate of 1e-06 fps"):
+        load_driving_motion(tmp_path / "slow.bvh")
+    Motion.rest(6000, fps=1200.0).save_npz(tmp_path / "fast.npz")
+    with pytest.raises(InputError, match="'fast.npz' has a frame rate of 1200 fps"):
+        load_driving_motion(tmp_path / "fast.npz")
+
+
+def test_motion_frame_counts_are_read_from_the_headers_before_loading(tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "MAX_MOTION_FRAMES", 50)
+    Motion.rest(51).save_npz(tmp_path / "long.npz")
+    with pytest.raises(InputError, match="'long.npz' has 51 frames; the limit is 50"):
+        load_motion(tmp_path / "long.npz")
+    save_bvh(Motion.rest(51), tmp_path / "long.bvh")
+    with pytest.raises(InputError, match="'long.bvh' cannot be used: 'long.bvh': 51 frames; at most 50"):
+        load_motion(tmp_path / "long.bvh")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("rest_joints", 1e30, "rest skeleton with a joint 1e\\+30 m from the origin; accepted: a human skeleton"),
+    ("rest_joints", 100.0, "joint 100 m from the origin"),
+    ("trans", 1e12, "moves the body 1e\\+12 m from the origin"),
+])  # fmt: skip
+def test_motion_values_no_human_has_are_refused_naming_the_file(tmp_path, key, value, message):
+    motion = Motion.rest(90)
+    motion.save_npz(tmp_path / "huge.npz")
+    arrays = dict(np.load(tmp_path / "huge.npz"))
+    arrays[key] = np.full_like(arrays[key], value)
+    np.savez(tmp_path / "huge.npz", **arrays)
+    with pytest.raises(InputError, match=f"The motion file 'huge.npz' .*{message}"):
+        load_driving_motion(tmp_path / "huge.npz")
+
+
+@pytest.mark.parametrize("width, height", [(130_000, 1), (1, 1_000_000), (900, 100)])
+def test_long_thin_images_are_refused_before_decoding(tmp_path, width, height):
+    # a 589-byte 1x130,000 PNG cost 2.6 GB: the short side was scaled up to 64 px first (issue 24)
+    Image.new("RGB", (width, height), (10, 20, 30)).save(tmp_path / "thin.png")
+    with pytest.raises(InputError, match=rf"'thin.png' is {width}x{height} pixels, .* at most 8:1"):
+        load_image(tmp_path / "thin.png", 64, 64)
+
+
+def test_center_crop_resize_crops_before_resizing():
+    # 8:1 (accepted) crops to 1:1 at the source resolution; the result equals cropping by hand then resizing
+    image = (np.random.default_rng(0).random((10, 80, 3)) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(center_crop_resize(image, 32, 32), center_crop_resize(image[:, 35:45], 32, 32))
+
+
+def test_video_frame_rates_out_of_range_are_named(tmp_path):
+    write_video(tmp_path / "fast.mp4", numbered_frames(20), fps=1000, pixelformat="yuv420p")
+    with pytest.raises(InputError, match=r"'fast.mp4' has a frame rate of 1000 fps; accepted: 1 to 240 fps"):
+        load_video(tmp_path / "fast.mp4", 32, 32)
+
+
+def test_prompts_of_control_characters_only_are_empty():
+    for bad in ("\x00\x00\x00", "\x00 \u200b\x1b", "\u202e"):
+        with pytest.raises(InputError, match="Please enter a prompt"):
+            check_prompt(bad)
+    assert check_prompt("walk\x00 to\nthe door\x07") == "walk to the door"
+    with pytest.raises(InputError, match="The prompt must be text, got int"):
+        check_prompt(5)
+    for bad in ("abc", None, True, [1]):
+        with pytest.raises(InputError, match="The seed must be a whole number"):
+            check_seed(bad)

@@ -434,3 +434,15 @@ def test_motion_on_cuda_matches_cpu(tmp_path):
     gpu.save_npz(tmp_path / "gpu.npz")
     loaded = Motion.load_npz(tmp_path / "gpu.npz", dtype=F64)
     torch.testing.assert_close(loaded.joints(), motion.joints(), atol=1e-12, rtol=0)
+
+
+def test_resample_with_max_frames_is_the_start_of_the_full_resample_and_bounded():
+    motion = random_motion(num_frames=301, fps=60.0, seed=3)
+    full = motion.resample(MOTION_FPS)
+    first = motion.resample(MOTION_FPS, max_frames=81)
+    assert first.num_frames == 81
+    for name in ("trans", "global_orient", "body_pose"):
+        torch.testing.assert_close(getattr(first, name), getattr(full, name)[:81], atol=1e-12, rtol=0)
+    # a 2-frame motion at 1e-6 fps lasts 1e6 s: without the bound that is 16 million frames (issue 24)
+    slow = Motion.rest(2, fps=1e-6)
+    assert slow.resample(MOTION_FPS, max_frames=81).num_frames == 81

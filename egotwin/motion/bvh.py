@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,9 @@ from egotwin.body.skeleton import (
 from egotwin.motion.motion import Motion, MotionFileError
 
 DEFAULT_ROTATION_ORDER = "ZXY"
+MAX_DEPTH = 64
+"""Deepest joint nesting read (ours is 8 levels; mocap skeletons with fingers about 12); deeper files are refused
+before they are parsed further, so that a malicious file cannot exhaust the stack."""
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 
 # Length of each leaf's End Site as a multiple of the bone that ends in it (see the module docstring).
@@ -188,8 +192,11 @@ class _Tokens:
         return value
 
 
-def _parse_joint(tokens: _Tokens, parent: str | None, joints: list[_BvhJoint]) -> None:
-    """One ROOT/JOINT block (its keyword already read), appended to `joints` before its children."""
+def _parse_joint(tokens: _Tokens, parent: str | None, joints: list[_BvhJoint], depth: int = 0) -> None:
+    """One ROOT/JOINT block (its keyword already read), appended to `joints` before its children; `depth` is its
+    nesting level (0 for the ROOT)."""
+    if depth > MAX_DEPTH:
+        raise tokens.error(f"joints nested more than {MAX_DEPTH} levels deep; EgoTwin's skeleton has 22 joints")
     name = tokens.next("a joint name")
     tokens.expect("{")
     tokens.expect("OFFSET")
@@ -207,7 +214,7 @@ def _parse_joint(tokens: _Tokens, parent: str | None, joints: list[_BvhJoint]) -
         if keyword == "}":
             return
         if keyword == "JOINT":
-            _parse_joint(tokens, name, joints)
+            _parse_joint(tokens, name, joints, depth + 1)
         elif keyword == "End":
             tokens.expect("Site")
             tokens.expect("{")
@@ -225,7 +232,7 @@ def _check_skeleton(joints: list[_BvhJoint], source: str) -> None:
     names = [j.name for j in joints]
     unknown = [n for n in names if n not in JOINT_INDEX]
     missing = [n for n in JOINT_NAMES if n not in names]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
     if unknown or missing or repeated:
         raise MotionFileError(
             f"{source}: the BVH skeleton is not EgoTwin's 22-joint SMPL-X body: unknown joints {unknown}, "
@@ -256,9 +263,14 @@ def _check_skeleton(joints: list[_BvhJoint], source: str) -> None:
 
 
 def motion_from_bvh(
-    text: str, scale: float = 1.0, dtype: torch.dtype = torch.float32, source: str = "<bvh text>"
+    text: str,
+    scale: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+    source: str = "<bvh text>",
+    max_frames: int | None = None,
 ) -> Motion:
-    """The Motion held in BVH `text` (see the module docstring for what is accepted); `source` names it in errors."""
+    """The Motion held in BVH `text` (see the module docstring for what is accepted); `source` names it in errors.
+    A file whose 'Frames:' line says more than `max_frames` is refused before its frames are read."""
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be positive, got {scale}")
     lines = text.splitlines()
@@ -289,6 +301,8 @@ def motion_from_bvh(
     if not frames_text.isdigit() or int(frames_text) < 1:
         raise MotionFileError(f"{source}: 'Frames:' must be a positive integer, got {frames_text!r}")
     num_frames = int(frames_text)
+    if max_frames is not None and num_frames > max_frames:
+        raise MotionFileError(f"{source}: {num_frames} frames; at most {max_frames} are read")
     try:
         frame_time = float(frame_time_text)
     except ValueError:
@@ -351,11 +365,14 @@ def motion_from_bvh(
     )
 
 
-def load_bvh(path: str | Path, scale: float = 1.0, dtype: torch.dtype = torch.float32) -> Motion:
-    """Read a BVH file written by `save_bvh` (or any tool, with our joint names and hierarchy)."""
+def load_bvh(
+    path: str | Path, scale: float = 1.0, dtype: torch.dtype = torch.float32, max_frames: int | None = None
+) -> Motion:
+    """Read a BVH file written by `save_bvh` (or any tool, with our joint names and hierarchy); see
+    `motion_from_bvh` for `max_frames`."""
     path = Path(path)
     try:
         text = path.read_text()
     except UnicodeDecodeError as error:
         raise MotionFileError(f"{path}: not a text BVH file ({error})") from error
-    return motion_from_bvh(text, scale=scale, dtype=dtype, source=str(path))
+    return motion_from_bvh(text, scale=scale, dtype=dtype, source=str(path), max_frames=max_frames)

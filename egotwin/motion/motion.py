@@ -195,21 +195,27 @@ class Motion:
         return replace(self, trans=self.trans[s], global_orient=self.global_orient[s], body_pose=self.body_pose[s])
 
     # -------------------------------------------------------------------------------------------- resampling
-    def resample(self, fps: float = MOTION_FPS) -> "Motion":
+    def resample(self, fps: float = MOTION_FPS, max_frames: int | None = None) -> "Motion":
         """The same motion at another frame rate: positions interpolated linearly, rotations by slerp.
 
-        The new frames are at times k / fps for k = 0 .. floor(duration * fps). New frames that fall on an old
-        frame (always the first one) are copied from it exactly, not re-interpolated."""
+        The new frames are at times k / fps for k = 0 .. floor(duration * fps), or only the first `max_frames` of
+        them: then only the source frames they need are read, so the work is bounded by `max_frames` and the source
+        frames in that span, however long the motion lasts. New frames that fall on an old frame (always the first
+        one) are copied from it exactly, not re-interpolated."""
         if not (math.isfinite(fps) and fps > 0):
             raise ValueError(f"fps must be positive, got {fps}")
-        device = self.trans.device
         count = int(math.floor(self.duration * fps + 1e-6)) + 1
-        src = torch.arange(count, dtype=torch.float64, device=device) * (self.fps / fps)
+        source = self
+        if max_frames is not None and count > max_frames:
+            count = max(1, max_frames)
+            source = self.slice(0, math.floor((count - 1) * self.fps / fps + 1e-9) + 2)  # frames up to the last one
+        device = source.trans.device
+        src = torch.arange(count, dtype=torch.float64, device=device) * (source.fps / fps)
         # Source times within 1e-9 frames of an old frame are that frame (30 -> 16 fps hits every 15th one).
         src = torch.where((src - src.round()).abs() < 1e-9, src.round(), src)
-        lo = src.floor().long().clamp(max=self.num_frames - 1)
-        hi = (lo + 1).clamp(max=self.num_frames - 1)
-        frac = (src - lo).to(self.trans.dtype)
+        lo = src.floor().long().clamp(max=source.num_frames - 1)
+        hi = (lo + 1).clamp(max=source.num_frames - 1)
+        frac = (src - lo).to(source.trans.dtype)
         on_frame = frac == 0
 
         def lerp(x: torch.Tensor) -> torch.Tensor:
@@ -223,10 +229,10 @@ class Motion:
             return torch.where(on_frame.reshape(-1, *([1] * (r.ndim - 1))), r[lo], out)
 
         return replace(
-            self,
-            trans=lerp(self.trans),
-            global_orient=slerp(self.global_orient),
-            body_pose=slerp(self.body_pose),
+            source,
+            trans=lerp(source.trans),
+            global_orient=slerp(source.global_orient),
+            body_pose=slerp(source.body_pose),
             fps=float(fps),
         )
 

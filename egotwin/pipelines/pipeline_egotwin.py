@@ -516,7 +516,8 @@ class EgoTwinPipeline(DiffusionPipeline):
 
         # 3. Actions: P0 alone, or the whole given motion (tm2v), canonicalised
         if mode == "tm2v":
-            start = motion.resample(MOTION_FPS) if motion.fps != MOTION_FPS else motion
+            # only the first 5 s are resampled: the work does not grow with the motion's length or frame rate
+            start = motion.resample(MOTION_FPS, NUM_MOTION_FRAMES) if motion.fps != MOTION_FPS else motion
             given_motion = start.slice(0, NUM_MOTION_FRAMES).to(device="cpu", dtype=torch.float32).canonicalize()[0]
             pose = given_motion.slice(0, 1)
             given_features = self.motion_features(given_motion)

@@ -2,10 +2,13 @@
 (mp4, SMPL-X npz, BVH, animated glb). Usable without Gradio."""
 
 import os
+import sys
 
-# Headless offscreen rendering (Mesa through EGL) unless the caller chose a platform; PyOpenGL reads this once,
-# when it is first imported, so it is set before pyrender is.
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+# Headless offscreen rendering on Linux (Mesa through EGL) unless the caller chose a platform; PyOpenGL reads this
+# once, when it is first imported, so it is set before pyrender is. macOS keeps its native context (it has no EGL).
+# Without a loadable OpenGL at all, the body view draws with a software rasteriser (egotwin/render/raster.py).
+if sys.platform != "darwin":
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 from egotwin.render.body_view import BodyViewRenderer, render_body_view  # noqa: E402
 from egotwin.render.compose import compose_side_by_side, write_egocentric  # noqa: E402

@@ -1,7 +1,9 @@
 """Third-person view of a generated motion: the posed body on a checker floor, seen by a smoothed follow camera,
 with the head camera's frustum (from its real intrinsics) and the trail of past head-camera positions.
 
-Rendering is offscreen with pyrender (PYOPENGL_PLATFORM=egl) and follows EgoWorld's recipe for speed
+Two drawing paths give the same frames (tests/test_render.py compares them). OpenGL, when it can be loaded, renders
+offscreen with pyrender (PYOPENGL_PLATFORM=egl on Linux, the native context on macOS) and follows EgoWorld's recipe
+for speed
 (`egotwin.world.render`): one renderer and one scene reused for every frame and every call; the floor is a static
 primitive uploaded once and only moved (snapped to whole checker periods, so the pattern stays fixed in the world);
 everything that moves -- body, frustum and trail -- is one primitive whose vertex buffer is rewritten each frame with
@@ -11,16 +13,20 @@ pose correctives) renders the same way as the built-in mannequin.
 Shading is computed here, per face on the CPU (ambient + a fixed key light from above + a headlight on the follow
 camera, Lambertian), and the frame is drawn with pyrender's unlit FLAT shader: on Mesa's software rasteriser the
 physically based shader costs about three times as much CPU per frame, most of it on the floor's pixels.
+Where OpenGL cannot be loaded (no system EGL / Mesa), a numpy z-buffer rasteriser draws the same triangles
+(`egotwin.render.raster`); $EGOTWIN_RENDERER=software or =opengl forces one. pyrender and PyOpenGL are imported only
+by the OpenGL path, so importing this module needs neither.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import threading
 from collections.abc import Callable
 
 import numpy as np
-import pyrender
 import torch
 
 from egotwin.body.body_model import BodyModel, load_body_model
@@ -35,7 +41,9 @@ from egotwin.render.geometry import (
     frustum_segments,
     tube_triangles,
 )
-from egotwin.world.render import OrderedScene, delete_offscreen_renderer, pyrender_mesh
+from egotwin.render.raster import SoftwareRasterizer
+
+logger = logging.getLogger(__name__)
 
 BACKGROUND = (0.86, 0.9, 0.95)
 FLOOR_COLORS = ((214, 214, 208, 255), (172, 174, 180, 255))
@@ -51,6 +59,8 @@ KEY_DIRECTION = np.array([0.3, 1.0, 0.45]) / np.linalg.norm([0.3, 1.0, 0.45])  #
 Z_NEAR, Z_FAR = 0.05, 60.0
 FOLLOW_DISTANCE = 3.4  # metres behind the person, horizontally
 FOLLOW_ELEVATION_DEG = 22.0
+RENDERER_ENV = "EGOTWIN_RENDERER"
+"""'opengl' or 'software' forces a drawing path; unset, OpenGL is tried and the software path used if it fails."""
 
 
 def infer_image_size(intrinsics: np.ndarray) -> tuple[int, int]:
@@ -95,47 +105,42 @@ class _BodyCorners:
         return triangles.reshape(-1, 3), np.repeat(normals, 3, axis=0)
 
 
-class BodyViewRenderer:
-    """Renders the third-person body view. Create once and call `render` for every motion, from any thread (calls are
-    serialised, and each one takes the GL context and gives it back)."""
+class _OpenGLCanvas:
+    """pyrender's offscreen renderer with the floor and the follow camera in a reused scene; the moving primitive's
+    vertex buffer is rewritten for each frame. Raises whatever pyrender raises when OpenGL cannot be loaded."""
 
-    def __init__(self, size: tuple[int, int] = (320, 320), fov_deg: float = 50.0) -> None:
-        """size: (width, height) of the frames; fov_deg: vertical field of view of the follow camera."""
-        self.width, self.height = int(size[0]), int(size[1])
-        if self.width < 16 or self.height < 16:
-            raise ValueError(f"size must be at least 16 x 16 pixels, got {size}")
-        focal = 0.5 * self.height / math.tan(math.radians(fov_deg) / 2)
-        self.intrinsics = np.array([[focal, 0, self.width / 2], [0, focal, self.height / 2], [0, 0, 1.0]])
-        """(3, 3) pinhole matrix of the follow camera (OpenCV convention, like `HeadCameraRig.intrinsics`)."""
-        # Metres per pixel at the followed person, so that lines keep their width in pixels at any frame size.
-        self.metres_per_pixel = FOLLOW_DISTANCE / math.cos(math.radians(FOLLOW_ELEVATION_DEG)) / focal
-        self.renderer = pyrender.OffscreenRenderer(self.width, self.height)
-        self._lock = threading.Lock()
-        self._default_body: BodyModel | None = None
-        self._corners: _BodyCorners | None = None
+    name = "opengl"
+
+    def __init__(self, width: int, height: int, focal: float) -> None:
+        import pyrender
+
+        from egotwin.world.render import OrderedScene, pyrender_mesh
+
+        self.renderer = pyrender.OffscreenRenderer(width, height)
         scene = OrderedScene(ambient_light=np.zeros(3), bg_color=np.array([*BACKGROUND, 1.0]))
         self.floor_node = scene.add(pyrender_mesh(checker_floor(FLOOR_HALF_SIZE, FLOOR_TILE, FLOOR_COLORS)))
         self.camera_node = scene.add(
-            pyrender.IntrinsicsCamera(focal, focal, self.width / 2, self.height / 2, znear=Z_NEAR, zfar=Z_FAR)
+            pyrender.IntrinsicsCamera(focal, focal, width / 2, height / 2, znear=Z_NEAR, zfar=Z_FAR)
         )
         self.scene = scene
-        self._dynamic_node: pyrender.Node | None = None
+        self._dynamic_node = None
         self._release_context()
 
     def close(self) -> None:
         """Free the GL context."""
-        with self._lock:
-            self._acquire_context()
-            delete_offscreen_renderer(self.renderer)
+        from egotwin.world.render import delete_offscreen_renderer
+
+        self._acquire_context()
+        delete_offscreen_renderer(self.renderer)
 
     def _acquire_context(self) -> None:
         """Make the GL context current in the calling thread. pyrender's EGL platform never releases its context
         and binds the OpenGL API (per-thread EGL state) only in the thread that created it, so a context used from
         a second thread (a Gradio worker) needs both done here."""
-        from OpenGL.EGL import EGL_OPENGL_API, eglBindAPI
-
         platform = self.renderer._platform
         if hasattr(platform, "_egl_display"):
+            from OpenGL.EGL import EGL_OPENGL_API, eglBindAPI
+
             eglBindAPI(EGL_OPENGL_API)
         platform.make_current()
 
@@ -148,6 +153,133 @@ class BodyViewRenderer:
             eglMakeCurrent(platform._egl_display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
         else:
             platform.make_uncurrent()
+
+    def draw(
+        self,
+        frames: np.ndarray,
+        frame_data: Callable[[int], np.ndarray],
+        floor_centres: np.ndarray,
+        views: np.ndarray,
+        on_frame: Callable[[int, np.ndarray], None] | None,
+    ) -> None:
+        """Fill `frames` (T, H, W, 3): frame i's triangles are `frame_data(i)` ((3N, 7) corners: position, RGBA), its
+        floor centred at `floor_centres[i]` (x, z), its camera `views[i]` (camera-to-world, OpenCV axes)."""
+        import pyrender
+
+        first = frame_data(0)
+        primitive = pyrender.Primitive(
+            positions=first[:, :3],
+            color_0=first[:, 3:],
+            material=pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0], alphaMode="OPAQUE"),
+            mode=pyrender.constants.GLTF.TRIANGLES,
+        )
+        if self._dynamic_node is not None:
+            self.scene.remove_node(self._dynamic_node)
+        self._dynamic_node = self.scene.add(pyrender.Mesh([primitive]))
+        gl_views = opencv_to_opengl(torch.from_numpy(views)).numpy()
+        self._acquire_context()
+        try:
+            for i in range(len(frames)):
+                if i > 0:
+                    self._upload(primitive, frame_data(i))
+                floor = np.eye(4)
+                floor[[0, 2], 3] = floor_centres[i]
+                self.scene.set_pose(self.floor_node, floor)
+                self.scene.set_pose(self.camera_node, gl_views[i])
+                frames[i] = self.renderer.render(self.scene, flags=pyrender.RenderFlags.FLAT)[0]
+                if on_frame is not None:
+                    on_frame(i, frames[i])
+        finally:
+            self._release_context()
+
+    @staticmethod
+    def _upload(primitive, data: np.ndarray) -> None:
+        """Overwrite the primitive's vertex buffer."""
+        from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
+
+        glBindBuffer(GL_ARRAY_BUFFER, primitive._buffers[0])
+        glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, np.ascontiguousarray(data))
+        glBindBuffer(GL_ARRAY_BUFFER, 0)
+
+
+class _SoftwareCanvas:
+    """The same frames drawn by `SoftwareRasterizer`, with no system library."""
+
+    name = "software"
+
+    def __init__(self, width: int, height: int, focal: float) -> None:
+        intrinsics = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]])
+        self.rasterizer = SoftwareRasterizer(width, height, intrinsics, BACKGROUND, Z_NEAR, Z_FAR)
+        self.floor_colors = np.asarray(FLOOR_COLORS, np.uint8)
+        self.floor_half_size = round(FLOOR_HALF_SIZE / FLOOR_TILE) * FLOOR_TILE  # whole tiles, as checker_floor
+
+    def close(self) -> None:
+        """Nothing to free."""
+
+    def draw(
+        self,
+        frames: np.ndarray,
+        frame_data: Callable[[int], np.ndarray],
+        floor_centres: np.ndarray,
+        views: np.ndarray,
+        on_frame: Callable[[int, np.ndarray], None] | None,
+    ) -> None:
+        """As `_OpenGLCanvas.draw`."""
+        for i in range(len(frames)):
+            data = frame_data(i)
+            corners = data[:, :3].reshape(-1, 3, 3)
+            colors = data[:, 3:6].reshape(-1, 3, 3).mean(axis=1)  # flat: the corners of a face share a colour
+            floor = (floor_centres[i], self.floor_half_size, FLOOR_TILE, self.floor_colors)
+            frames[i] = self.rasterizer.render(views[i], corners, colors, floor)
+            if on_frame is not None:
+                on_frame(i, frames[i])
+
+
+def _open_canvas(width: int, height: int, focal: float, backend: str | None) -> _OpenGLCanvas | _SoftwareCanvas:
+    """The drawing path: `backend` ('opengl', 'software'), else $EGOTWIN_RENDERER, else OpenGL when it loads."""
+    backend = backend or os.environ.get(RENDERER_ENV) or None
+    if backend not in (None, "opengl", "software"):
+        raise ValueError(f"renderer must be 'opengl' or 'software' (${RENDERER_ENV}), got {backend!r}")
+    if backend == "software":
+        return _SoftwareCanvas(width, height, focal)
+    try:
+        return _OpenGLCanvas(width, height, focal)
+    except Exception as error:  # ImportError, RuntimeError, ctypes errors...: whatever a missing libEGL / libGL raises
+        if backend == "opengl":
+            raise
+        logger.warning("OpenGL is not available (%s); the body view uses the software renderer", error)
+        return _SoftwareCanvas(width, height, focal)
+
+
+class BodyViewRenderer:
+    """Renders the third-person body view. Create once and call `render` for every motion, from any thread (calls are
+    serialised, and each one takes the GL context and gives it back)."""
+
+    def __init__(self, size: tuple[int, int] = (320, 320), fov_deg: float = 50.0, backend: str | None = None) -> None:
+        """size: (width, height) of the frames; fov_deg: vertical field of view of the follow camera; backend:
+        'opengl' or 'software' (None: $EGOTWIN_RENDERER, else OpenGL when it loads, else software)."""
+        self.width, self.height = int(size[0]), int(size[1])
+        if self.width < 16 or self.height < 16:
+            raise ValueError(f"size must be at least 16 x 16 pixels, got {size}")
+        focal = 0.5 * self.height / math.tan(math.radians(fov_deg) / 2)
+        self.intrinsics = np.array([[focal, 0, self.width / 2], [0, focal, self.height / 2], [0, 0, 1.0]])
+        """(3, 3) pinhole matrix of the follow camera (OpenCV convention, like `HeadCameraRig.intrinsics`)."""
+        # Metres per pixel at the followed person, so that lines keep their width in pixels at any frame size.
+        self.metres_per_pixel = FOLLOW_DISTANCE / math.cos(math.radians(FOLLOW_ELEVATION_DEG)) / focal
+        self.canvas = _open_canvas(self.width, self.height, focal, backend)
+        self._lock = threading.Lock()
+        self._default_body: BodyModel | None = None
+        self._corners: _BodyCorners | None = None
+
+    @property
+    def backend(self) -> str:
+        """'opengl' or 'software': the path that draws the frames."""
+        return self.canvas.name
+
+    def close(self) -> None:
+        """Free the GL context (if any)."""
+        with self._lock:
+            self.canvas.close()
 
     def follow_camera(self, motion: Motion) -> np.ndarray:
         """(T, 4, 4) OpenCV-axes poses of the follow camera for `motion` (see `geometry.follow_camera_poses`)."""
@@ -214,9 +346,8 @@ class BodyViewRenderer:
                 np.stack((centres[:-1], centres[1:]), axis=1), TRAIL_WIDTH_PX / 2 * self.metres_per_pixel
             )
             views = self.follow_camera(motion)
-            gl_views = opencv_to_opengl(torch.from_numpy(views)).numpy()
 
-            # 2. The moving primitive: body corners, then the frustum tubes, then the trail tubes.
+            # 2. The moving geometry: body corners, then the frustum tubes, then the trail tubes.
             body_end = len(self._corners.albedo)
             frustum_end = body_end + frustum_pos.shape[1]
             albedo = np.concatenate(
@@ -239,34 +370,11 @@ class BodyViewRenderer:
                 data[:, 3:6] = shade(albedo, normals, views[i, :3, 2])
                 return data
 
-            first = frame_data(0)
-            primitive = pyrender.Primitive(
-                positions=first[:, :3],
-                color_0=first[:, 3:],
-                material=pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0], alphaMode="OPAQUE"),
-                mode=pyrender.constants.GLTF.TRIANGLES,
-            )
-            if self._dynamic_node is not None:
-                self.scene.remove_node(self._dynamic_node)
-            self._dynamic_node = self.scene.add(pyrender.Mesh([primitive]))
-
-            # 3. Frames.
+            # 3. Frames; the floor moves with the camera in whole checker periods, so its pattern stays put.
             frames = np.empty((num_frames, self.height, self.width, 3), np.uint8)
             period = 2 * FLOOR_TILE
-            self._acquire_context()
-            try:
-                for i in range(num_frames):
-                    if i > 0:
-                        self._upload(primitive, frame_data(i))
-                    floor = np.eye(4)
-                    floor[[0, 2], 3] = np.round(views[i, [0, 2], 3] / period) * period
-                    self.scene.set_pose(self.floor_node, floor)
-                    self.scene.set_pose(self.camera_node, gl_views[i])
-                    frames[i] = self.renderer.render(self.scene, flags=pyrender.RenderFlags.FLAT)[0]
-                    if on_frame is not None:
-                        on_frame(i, frames[i])
-            finally:
-                self._release_context()
+            floor_centres = np.round(views[:, [0, 2], 3] / period) * period
+            self.canvas.draw(frames, frame_data, floor_centres, views, on_frame)
             return frames
 
     def _body(self, body: BodyModel | None) -> BodyModel:
@@ -281,22 +389,14 @@ class BodyViewRenderer:
             self._corners = _BodyCorners(body)
         return self._corners.body
 
-    @staticmethod
-    def _upload(primitive: pyrender.Primitive, data: np.ndarray) -> None:
-        """Overwrite the primitive's vertex buffer."""
-        from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
-
-        glBindBuffer(GL_ARRAY_BUFFER, primitive._buffers[0])
-        glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, np.ascontiguousarray(data))
-        glBindBuffer(GL_ARRAY_BUFFER, 0)
-
 
 _shared: dict[tuple[int, int], BodyViewRenderer] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_renderer(size: tuple[int, int] = (320, 320)) -> BodyViewRenderer:
-    """One `BodyViewRenderer` per frame size for the whole process (a GL context and its shaders cost ~0.1 s)."""
+    """One `BodyViewRenderer` per frame size for the whole process (a GL context and its shaders cost ~0.1 s), on the
+    path `_open_canvas` picks."""
     key = (int(size[0]), int(size[1]))
     with _shared_lock:
         if key not in _shared:
