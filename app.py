@@ -10,11 +10,13 @@ call asks for the GPU through `spaces.GPU`). The page itself is `demo/ui.py`.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import signal
 import sys
 from pathlib import Path
+
+from egotwin.config import parse_config
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = ROOT / "assets" / "egotwin-tiny"
@@ -23,21 +25,33 @@ QUEUE_SIZE = 16
 """Visitors that may wait in line; one sampling runs at a time (it uses every core, or the whole GPU)."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=Path(os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT),
-        help=f"pipeline folder (default: ${CHECKPOINT_ENV}, else {DEFAULT_CHECKPOINT.relative_to(ROOT)})",
-    )
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when present)")
-    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="weight dtype (bf16 on a GPU)")
-    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
-    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
-    parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
-    parser.add_argument("--steps", type=int, default=50, help="sampling steps the page starts with")
-    return parser.parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class AppConfig:
+    """EgoTwin demo: a Gradio app that generates an egocentric video and the wearer's whole-body motion."""
+
+    checkpoint: str = ""
+    """Pipeline folder (default: $EGOTWIN_CHECKPOINT, else assets/egotwin-tiny)."""
+    device: str = ""
+    """Torch device, e.g. cpu or cuda (default: cuda when present)."""
+    dtype: str = "fp32"
+    """Weight dtype: fp32, bf16 (on a GPU) or fp16."""
+    share: bool = False
+    """Also serve through a public gradio.live link."""
+    port: int | None = None
+    """Port (default: $GRADIO_SERVER_PORT or 7860)."""
+    host: str = ""
+    """Address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)."""
+    steps: int = 50
+    """Sampling steps the page starts with."""
+
+
+def parse_args(argv: list[str] | None = None) -> AppConfig:
+    """The app's settings from the command line, the checkpoint resolved to a path."""
+    config = parse_config(AppConfig, argv, prog="python app.py")
+    if config.dtype not in ("fp32", "bf16", "fp16"):
+        raise SystemExit(f"python app.py: error: --dtype must be fp32, bf16 or fp16, got {config.dtype!r}")
+    checkpoint = Path(config.checkpoint or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
+    return dataclasses.replace(config, checkpoint=checkpoint)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,11 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     from egotwin.pipelines.pipeline_egotwin import DTYPES
 
-    runner = DemoRunner.from_checkpoint(args.checkpoint, device=args.device, torch_dtype=DTYPES[args.dtype])
+    runner = DemoRunner.from_checkpoint(args.checkpoint, device=args.device or None, torch_dtype=DTYPES[args.dtype])
     demo = build_demo(runner, default_steps=args.steps)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     demo.launch(
-        server_name=args.host,
+        server_name=args.host or None,
         server_port=args.port,
         share=args.share,
         max_file_size=MAX_UPLOAD_BYTES,
