@@ -11,7 +11,8 @@ objects as the clip has them. Each video frame is then compared with renders of 
 - still: frame 0's camera held for the whole clip (what a video that ignores the head shows).
 
 Distance between two frames: both converted from sRGB to CIE Lab (D65, OpenCV), each channel blurred by a Gaussian of
-`blur_sigma` pixels (border reflected), then the mean over pixels of the Euclidean Lab difference (CIE76 delta E).
+`blur_sigma` pixels (OpenCV's kernel for it, 8 sigma + 1 wide; border reflected), then the mean over pixels of the
+Euclidean Lab difference (CIE76 delta E).
 With a video VAE given, every render path (41 frames) goes through its encode-decode round trip first, since the
 generated video is decoded by it and the VAE shifts colours.
 
@@ -21,9 +22,9 @@ or its centre moved at least `moved_m`), pooled over clips:
   shows what the head sees, ~1 = the head's direction explains the frame no better than a typical one.
 - Head>Still: fraction of frames closer to the head render than to the still render.
 - YawHit: fraction of frames whose best-matching view over the (yaw, pitch) grid is within `hit_deg` of the head's
-  yaw; YawErr / PitchErr: mean absolute yaw / pitch offset of that best view, degrees. Chance is not 0 here: the
-  best view of an unrelated video is biased towards where the head looks (walls near the head fill the frame), so
-  read these against the unrelated-video level.
+  yaw; YawErr / PitchErr: mean absolute yaw / pitch offset of that best view, degrees. A video unrelated to the head
+  still hits some frames (a uniform guess: the share of grid yaws within `hit_deg`), so read all of these against the
+  unrelated-video level reported beside them.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
         wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --out runs/ablation/table
 
 Each argument is a folder (or a results.json) written by `python -m egotwin.eval`, optionally named `label=path`.
-The first form writes the paper's columns, one row per run (mean ± std over that run's replications). `--ablation`
+The first form writes the paper's columns, one row per run (mean ± std over that run's replications), and for runs
+that measured it on EgoWorld, the exact viewpoint alignment in a table of its own (docs/alignment.md). `--ablation`
 adds, for the consistency metrics the paper ablates (TransErr, RotErr, HandScore), each variant's change against
 `full` in our runs and in the paper's (design "Metrics"), and whether the two agree in direction. A change smaller than
 the replication spread (the two runs' standard deviations added) is called "within spread" and agrees with nothing.
