@@ -53,9 +53,10 @@ for yaw, pitch in ((60.0, 0.0), (0.0, 20.0), (-90.0, 0.0)):
 vae = load_pretrained_video_vae("assets/egotwin-tiny")
 flat = AlignmentConfig(yaw_step_deg=30.0, pitch_offsets_deg=(0.0,))
 own = make_references(renderer, world, world.motion, clip["camera_to_world"][FRAMES], vae, flat, FRAMES)
-show("clip's own frames 0-8 through the shipped VAE", round_trip_frames(vae, clip["frames"][None, FRAMES])[0], own)
+video = round_trip_frames(vae, clip["frames"][None, FRAMES])[0]
+show("clip's own frames 0-8 through the shipped VAE", video, own)
 raw = make_references(renderer, world, world.motion, clip["camera_to_world"][FRAMES], None, flat, FRAMES)
-show("clip's own frames 0-8 through the shipped VAE, raw renders", round_trip_frames(vae, clip["frames"][None, FRAMES])[0], raw)
+show("clip's own frames 0-8 through the shipped VAE, raw renders", video, raw)
 samples = []
 for record in read_metadata(root):
     c = read_clip(f"{root}/{record['path']}")

@@ -53,6 +53,7 @@ from egotwin.motion.motion import Motion
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # the alignment renders headless; set before pyrender is imported
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m egotwin.eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="pipeline folder saved by EgoTwinPipeline.save_pretrained")
@@ -99,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--alignment_pitches",
         default="-20,0,20",
-        help="pitch offsets of the alignment views, degrees, comma-separated (must hold 0)",
+        help="pitch offsets of the alignment views, degrees, comma-separated, holding 0 (--alignment_pitches=-20,0,20)",
     )
     parser.add_argument("--batch_size", type=int, default=16, help="clips per evaluator forward pass")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -272,6 +273,7 @@ def summarize(replications: list[dict[str, float]]) -> dict[str, dict[str, float
 
 
 def results_markdown(name: str, summary: dict, settings: dict) -> str:
+    alignment = alignment_table({name: summary})
     lines = [
         f"# EgoTwin evaluation: {name}",
         "",
@@ -289,7 +291,7 @@ def results_markdown(name: str, summary: dict, settings: dict) -> str:
             if STILL_CAMERA[0] in summary
             else []
         ),
-        *([*alignment_table({name: summary}), "", ALIGNMENT_NOTE, ""] if alignment_table({name: summary}) else []),
+        *([*alignment, "", ALIGNMENT_NOTE, ""] if alignment else []),
         "I-FID / FVD: Frechet distances in the feature space of the EgoWorld-trained video evaluator (frame / clip "
         "features), not Inception / I3D. CLIP-SIM: 100 x cosine of the EgoWorld video-text evaluator's embeddings "
         "(replaces CLIP). M-FID, R-Precision (32-pair batches), MM-Dist: EgoWorld text-motion evaluator, L2-normalised "
@@ -387,7 +389,9 @@ def main(argv: list[str] | None = None) -> dict:
         "video_vae": args.video_vae,
         "evaluators": args.evaluators,
         "device": args.device,
-        "alignment": None if alignment is None else {**asdict(args.alignment_config), "video_vae": alignment_vae is not None},
+        "alignment": (
+            None if alignment is None else {**asdict(args.alignment_config), "video_vae": alignment_vae is not None}
+        ),
         "seconds": round(time.perf_counter() - started, 1),
     }
     if alignment is not None:

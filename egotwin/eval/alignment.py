@@ -147,7 +147,7 @@ class AlignmentRenderer:
         self, world: ClipWorld, motion: Motion, camera_paths: np.ndarray, frames: np.ndarray | None = None
     ) -> np.ndarray:
         """Renders (N, T, H, W, 3) uint8 of camera paths (N, T, 4, 4) at video frames `frames` (T,) (default all 41)
-        of `world`, with the body posed by `motion` (world frame, 81 frames) and the world's doors and carried objects."""
+        of `world`, the body posed by `motion` (world frame, 81 frames), with the world's doors and carried objects."""
         if self._apartment_seed != world.apartment.seed:
             self.renderer.set_apartment(world.apartment)
             self._apartment_seed = world.apartment.seed
