@@ -6,7 +6,8 @@ They come from EgoWorld clips that no model was trained on: the shipped model tr
 apartment of seed 7 falls in the test split. Its four clips (a turn, a look down, walking to and opening a door, a
 crouch) have captions that make good prompts. The files written:
 
-    examples.json             one row per example: mode, prompt and file names (see demo/ui.py)
+    examples.json             one row per example: mode, prompt and file names (see demo/ui.py), and the EgoWorld
+                              clip_id and apartment it came from (its world: egotwin.world.replay)
     <name>.png                the clip's frame 0 (start frame I0)
     <name>_pose.npz           the clip's frame-0 pose (initial pose P0), AMASS layout (T2VM and TV2M examples)
     crouch_motion.npz         the whole 5 s crouch, the TM2V example's motion
@@ -54,12 +55,14 @@ def make_examples(out: Path = EXAMPLES_DIR) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         records = generate(tmp, len(CLIPS), seed=SEED, workers=1, progress=False)
         splits = {r["clip_id"]: r["split"] for r in read_metadata(tmp)}
-        clips = {}
+        clips, ids = {}, {}
         for name, index in CLIPS.items():
             record = records[index]
             if splits[record["clip_id"]] != "test":
                 raise RuntimeError(f"clip {record['clip_id']} is in the {splits[record['clip_id']]} split, not test")
             clips[name] = read_clip(Path(tmp) / record["path"])
+            # what ties the example to its apartment (egotwin.world.replay.ClipSource.from_ids)
+            ids[name] = {"clip_id": record["clip_id"], "apartment": record["apartment"]}
     out.mkdir(parents=True, exist_ok=True)
     POSES_DIR.mkdir(parents=True, exist_ok=True)
     for name, clip in clips.items():
@@ -75,7 +78,7 @@ def make_examples(out: Path = EXAMPLES_DIR) -> list[dict]:
     for row in ROWS:
         name, mode = row["name"], row["mode"]
         entry = {"mode": mode, "prompt": clips[name]["caption"], "image": None, "pose_file": None}
-        entry.update({"motion_file": None, "video_file": None})
+        entry.update({"motion_file": None, "video_file": None, **ids[name]})
         if mode in ("t2vm", "tm2v"):
             entry["image"] = f"{name}.png"
         if mode in ("t2vm", "tv2m"):

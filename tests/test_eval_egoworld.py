@@ -18,6 +18,7 @@ from egotwin.eval.consistency import still_camera_alignment
 from egotwin.eval.evaluators import HandDetector, TextMotionEvaluator, VideoTextEvaluator, load_evaluators
 from egotwin.eval.hands import hands_in_view, motion_hands_in_view
 from egotwin.eval.metrics import binary_f1
+from egotwin.eval.table import ALIGNMENT_COLUMNS
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import load_pretrained_video_vae, small_video_vae
 from egotwin.world.generate import generate
@@ -127,6 +128,7 @@ def test_evaluators_train_save_load_and_score_ground_truth(clips, tmp_path):
             str(out),
             "--batch_size",
             "2",
+            "--no_alignment",
         ]
     )
     saved = json.loads((out / "results.json").read_text())
@@ -162,7 +164,7 @@ def test_ground_truth_through_a_video_vae_scores_its_reconstructions(clips, tmp_
     vae.save_pretrained(tmp_path / "vae")
     results = eval_main(
         ["--ground_truth", "--video_vae", str(tmp_path / "vae"), "--data", str(clips), "--split", "train",
-         "--out", str(tmp_path / "out")]
+         "--no_alignment", "--out", str(tmp_path / "out")]
     )
     loaded, expected = load_pretrained_video_vae(tmp_path / "vae"), []
     for item in ClipDataset(clips, split="train"):
@@ -210,14 +212,20 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
             "2",
             "--motion_guidance_scale",
             "3",
+            "--alignment_yaw_step",
+            "180",
+            "--alignment_pitches=0",
             "--out",
             str(tmp_path / "out"),
         ]
     )
     assert results["settings"]["replications"] == 2 and results["settings"]["num_samples"] == 2
     assert results["settings"]["guidance (text, motion, video)"] == [6.0, 3.0, 1.5]
-    assert set(results["summary"]) == {"TransErr", "RotErr", "TransErr (still camera)", "RotErr (still camera)"}
+    # the exact alignment at the pipeline's 32x32, with its random VAE; both clips in one apartment: no unrelated level
+    alignment = {*ALIGNMENT_COLUMNS, *(f"{c} (still camera)" for c in ALIGNMENT_COLUMNS)}
+    assert set(results["summary"]) == {"TransErr", "RotErr", "TransErr (still camera)", "RotErr (still camera)"} | alignment
     assert all(np.isfinite(r["TransErr"]) for r in results["replications"])
+    assert results["settings"]["alignment"]["video_vae"] and results["replications"][0]["alignment frames"] > 0
     with pytest.raises(SystemExit):
         eval_main(["--data", str(clips), "--out", str(tmp_path / "x")])  # neither --checkpoint nor --ground_truth
 

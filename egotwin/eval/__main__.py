@@ -16,6 +16,11 @@ replication r seeded with `seed * 1_000_003 + r * 10_007 + i`. Metrics per repli
 - TransErr / RotErr: visual odometry on the generated video against the generated motion's head camera, summed over
   the 41 frames (metres / radians, `egotwin.eval.trajectory`), averaged over clips.
 - HandScore: F1 (pooled over clips, frames and hands) between hands detected in the video and hands in view.
+- ViewDist, Head>Still, YawHit, YawErr, PitchErr (not the paper's; EgoWorld data only): exact viewpoint alignment,
+  each clip's apartment rebuilt from its seed and rendered from the generated head cameras, through the same video
+  VAE (`egotwin.eval.alignment`, docs/alignment.md), pooled over the frames where the head turned or moved; beside
+  each, an unrelated clip's video scored the same way (chance) and a still camera. Skipped, with a message, for data
+  without apartment seeds (user data) or with `--no_alignment`.
 `--ground_truth` scores the data set's own clips as if generated: the estimators' own error and the upper bound
 (its FIDs use `--reference_split`, default 'val', since a set against itself scores 0). With `--video_vae` the clips'
 videos go through that VAE first (encode, posterior mean, decode): the best a generated video decoded by it can score,
@@ -26,22 +31,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from egotwin.body.head_camera import HeadCameraRig
 from egotwin.data.constants import MODES
 from egotwin.data.dataset import ClipDataset
 from egotwin.diffusion.guidance import GuidanceScales
 from egotwin.eval.consistency import clip_consistency, still_camera_alignment
 from egotwin.eval.evaluators import load_evaluators
 from egotwin.eval.metrics import binary_f1, fid, mm_dist, r_precision
-from egotwin.eval.table import COLUMNS, metrics_table
+from egotwin.eval.table import ALIGNMENT_KEYS, ALIGNMENT_NOTE, COLUMNS, alignment_table, metrics_table
 from egotwin.models.text_encoder import TextEncoder
-from egotwin.models.video_vae import decode_video, encode_video, load_pretrained_video_vae
+from egotwin.models.video_vae import load_pretrained_video_vae, round_trip_frames
 from egotwin.motion.motion import Motion
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # the alignment renders headless; set before pyrender is imported
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,6 +93,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="t2vm: how far the motion's denoising runs ahead (0 = the paper's joint sampling; default: the checkpoint's)",
     )
+    parser.add_argument("--no_alignment", action="store_true", help="skip the exact viewpoint alignment (EgoWorld)")
+    parser.add_argument(
+        "--alignment_yaw_step", type=float, default=10.0, help="degrees between the yaw offsets of the alignment views"
+    )
+    parser.add_argument(
+        "--alignment_pitches",
+        default="-20,0,20",
+        help="pitch offsets of the alignment views, degrees, comma-separated, holding 0 (--alignment_pitches=-20,0,20)",
+    )
     parser.add_argument("--batch_size", type=int, default=16, help="clips per evaluator forward pass")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True)
@@ -95,6 +114,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--replications must be >= 1")
     if args.reference_split is None:
         args.reference_split = "val" if args.ground_truth else args.split
+    try:
+        from egotwin.eval.alignment import AlignmentConfig
+
+        pitches = tuple(float(p) for p in args.alignment_pitches.split(","))
+        args.alignment_config = AlignmentConfig(yaw_step_deg=args.alignment_yaw_step, pitch_offsets_deg=pitches)
+    except ValueError as error:
+        parser.error(f"--alignment_yaw_step / --alignment_pitches: {error}")
     return args
 
 
@@ -158,10 +184,7 @@ def ground_truth_sample(item: dict, video_vae=None) -> dict:
     """A data set clip as a sample; with `video_vae` its video is replaced by the VAE's reconstruction."""
     frames = item_frames(item)
     if video_vae is not None:
-        with torch.no_grad():
-            video = item["video"][None].to(video_vae.device)
-            reconstruction = decode_video(video_vae, encode_video(video_vae, video)).float().clamp(-1, 1)[0].cpu()
-        frames = item_frames({"video": reconstruction})
+        frames = round_trip_frames(video_vae, frames[None])[0]
     return {
         "frames": frames,
         "motion": item_motion(item),
@@ -242,7 +265,7 @@ def replication_metrics(samples: list[dict], features: dict, reference: dict, ha
 
 def summarize(replications: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     """Mean and standard deviation (ddof 0) of each metric over replications."""
-    keys = [k for k in (*COLUMNS, *STILL_CAMERA) if k in replications[0]]
+    keys = [k for k in (*COLUMNS, *STILL_CAMERA, *ALIGNMENT_KEYS) if k in replications[0]]
     return {
         k: {"mean": float(np.mean([r[k] for r in replications])), "std": float(np.std([r[k] for r in replications]))}
         for k in keys
@@ -250,6 +273,7 @@ def summarize(replications: list[dict[str, float]]) -> dict[str, dict[str, float
 
 
 def results_markdown(name: str, summary: dict, settings: dict) -> str:
+    alignment = alignment_table({name: summary})
     lines = [
         f"# EgoTwin evaluation: {name}",
         "",
@@ -267,6 +291,7 @@ def results_markdown(name: str, summary: dict, settings: dict) -> str:
             if STILL_CAMERA[0] in summary
             else []
         ),
+        *([*alignment, "", ALIGNMENT_NOTE, ""] if alignment else []),
         "I-FID / FVD: Frechet distances in the feature space of the EgoWorld-trained video evaluator (frame / clip "
         "features), not Inception / I3D. CLIP-SIM: 100 x cosine of the EgoWorld video-text evaluator's embeddings "
         "(replaces CLIP). M-FID, R-Precision (32-pair batches), MM-Dist: EgoWorld text-motion evaluator, L2-normalised "
@@ -275,6 +300,18 @@ def results_markdown(name: str, summary: dict, settings: dict) -> str:
         "HandScore: F1 of detected vs. in-view hands.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def exact_alignment(data: str, records: list[dict], args: argparse.Namespace):
+    """A `ClipSetAlignment` of the evaluated clips, or None (with a message) for data without apartment seeds."""
+    from egotwin.eval.alignment import ClipSetAlignment
+    from egotwin.world.replay import NotEgoWorldError
+
+    try:
+        return ClipSetAlignment(data, records, args.alignment_config)
+    except NotEgoWorldError as error:
+        print(f"exact viewpoint alignment skipped: {error}. It needs EgoWorld clips, whose apartments can be rebuilt.")
+        return None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -306,6 +343,10 @@ def main(argv: list[str] | None = None) -> dict:
         pipe = EgoTwinPipeline.from_pretrained(args.checkpoint).to(args.device)
         pipe.set_progress_bar_config(disable=True)
     scales = GuidanceScales(text=args.guidance_scale, motion=args.motion_guidance_scale, video=args.video_guidance_scale)
+    alignment = None if args.no_alignment else exact_alignment(args.data, [dataset.records[i] for i in indices], args)
+    # renders of the scored head paths go through the VAE that decoded the video (none for the clips' own videos)
+    alignment_vae = pipe.vae if pipe is not None else video_vae
+    rig = pipe.rig if pipe is not None else HeadCameraRig()
     replications, started = [], time.perf_counter()
     for r in range(args.replications if not args.ground_truth else 1):
         if args.ground_truth:
@@ -324,6 +365,8 @@ def main(argv: list[str] | None = None) -> dict:
                 for i, item in zip(indices, items)
             ]
         metrics = replication_metrics(samples, extract(samples, captions), reference, hand_detector)
+        if alignment is not None:
+            metrics.update(alignment(samples, alignment_vae, rig))
         replications.append(metrics)
         print(f"replication {r}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
 
@@ -346,8 +389,13 @@ def main(argv: list[str] | None = None) -> dict:
         "video_vae": args.video_vae,
         "evaluators": args.evaluators,
         "device": args.device,
+        "alignment": (
+            None if alignment is None else {**asdict(args.alignment_config), "video_vae": alignment_vae is not None}
+        ),
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if alignment is not None:
+        alignment.close()
     summary = summarize(replications)
     results = {"name": name, "settings": settings, "summary": summary, "replications": replications}
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")

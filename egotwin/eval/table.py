@@ -5,8 +5,9 @@
         wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --ablation --output_dir runs/ablation/table
 
 Each argument is a folder (or a results.json) written by `python -m egotwin.eval`, optionally named `label=path`.
-The first form writes the paper's columns, one row per run (mean ± std over that run's replications). `--ablation
-true` adds, for the consistency metrics the paper ablates (TransErr, RotErr, HandScore), each variant's change against
+The first form writes the paper's columns, one row per run (mean ± std over that run's replications), and for runs
+that measured it on EgoWorld, the exact viewpoint alignment in a table of its own (docs/alignment.md). `--ablation`
+adds, for the consistency metrics the paper ablates (TransErr, RotErr, HandScore), each variant's change against
 `full` in our runs and in the paper's (design "Metrics"), and whether the two agree in direction. A change smaller than
 the replication spread (the two runs' standard deviations added) is called "within spread" and agrees with nothing.
 Writes table.md and table.json into `--output_dir`.
@@ -34,6 +35,15 @@ COLUMNS = (
     "HandScore",
 )
 """The paper's table columns (R-Precision split into its top-1/2/3 as in HumanML3D)."""
+
+ALIGNMENT_COLUMNS = ("ViewDist", "Head>Still", "YawHit", "YawErr", "PitchErr")
+"""Not the paper's: exact viewpoint alignment on EgoWorld (egotwin/eval/alignment.py), in a table of their own."""
+ALIGNMENT_REFERENCES = ("unrelated", "still camera")
+"""Levels reported beside each alignment column as "<column> (<level>)": another clip's video scored against this
+clip's renders (chance), and frame 0's render held still (a video that ignores the head)."""
+ALIGNMENT_KEYS = tuple(
+    f"{column}{suffix}" for column in ALIGNMENT_COLUMNS for suffix in ("", *(f" ({r})" for r in ALIGNMENT_REFERENCES))
+)
 
 PAPER_ABLATION = {
     "full": {"TransErr": 0.67, "RotErr": 0.46, "HandScore": 0.81},
@@ -86,9 +96,43 @@ def metrics_table(summaries: dict[str, dict]) -> list[str]:
     return lines
 
 
+def alignment_table(summaries: dict[str, dict]) -> list[str]:
+    """Markdown lines of the exact alignment columns, one row per {label: summary} that has them: "mean ± std" and,
+    below it, the unrelated-video (chance) and still-camera levels; [] when no summary has them."""
+    summaries = {label: s for label, s in summaries.items() if ALIGNMENT_COLUMNS[0] in s}
+    if not summaries:
+        return []
+    lines = ["| | " + " | ".join(ALIGNMENT_COLUMNS) + " |", "|---" * (len(ALIGNMENT_COLUMNS) + 1) + "|"]
+
+    def cell(summary: dict, column: str) -> str:
+        if column not in summary:
+            return "n/a"
+        text = f"{summary[column]['mean']:.3f} ± {summary[column]['std']:.3f}"
+        levels = [f"{r} {summary[k]['mean']:.3f}" for r in ALIGNMENT_REFERENCES if (k := f"{column} ({r})") in summary]
+        return text + "<br>" + ", ".join(levels) if levels else text
+
+    for label, summary in summaries.items():
+        lines.append(f"| {label} | " + " | ".join(cell(summary, c) for c in ALIGNMENT_COLUMNS) + " |")
+    return lines
+
+
+ALIGNMENT_NOTE = (
+    "Exact viewpoint alignment (EgoWorld only, not the paper's; docs/alignment.md): each clip's apartment re-rendered "
+    "from the scored head cameras; ViewDist = Lab distance to the render at the head / median over yaw offsets "
+    "(0 = shows what the head sees, ~1 = no better than a typical direction), Head>Still = share of frames closer to "
+    "the head render than to frame 0's view held still, YawHit / YawErr / PitchErr = the best-matching view's "
+    "offsets; over frames where the head turned or moved. Below each: an unrelated clip's video (chance) and a still "
+    "camera."
+)
+
+
 def comparison_markdown(runs: dict[str, dict]) -> str:
-    """The paper's columns, one row per run, and each run's settings."""
-    lines = metrics_table({label: results["summary"] for label, results in runs.items()}) + [""]
+    """The paper's columns, one row per run, the exact alignment columns where measured, and each run's settings."""
+    summaries = {label: results["summary"] for label, results in runs.items()}
+    lines = metrics_table(summaries) + [""]
+    alignment = alignment_table(summaries)
+    if alignment:
+        lines += alignment + ["", ALIGNMENT_NOTE, ""]
     for label, results in runs.items():
         settings = results["settings"]
         shown = ("mode", "checkpoint", "split", "num_samples", "replications", "seed", "num_inference_steps")

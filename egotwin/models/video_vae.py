@@ -16,6 +16,7 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKLCogVideoX
 from torch import nn
@@ -123,6 +124,20 @@ def decode_video(vae: AutoencoderKLCogVideoX, latents: torch.Tensor) -> torch.Te
     if latents.ndim != 5 or latents.shape[2] != vae.config.latent_channels:
         raise ValueError(f"video latents must be (B, T', {vae.config.latent_channels}, h, w), got {tuple(latents.shape)}")
     return vae.decode(latents.transpose(1, 2).to(vae.dtype) / _scale(vae)).sample
+
+
+@torch.no_grad()
+def round_trip_frames(vae: AutoencoderKLCogVideoX, frames: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Videos (N, T, H, W, 3) uint8 -> their reconstructions (encode to the posterior mean, decode), same layout:
+    what a video decoded by this VAE can at best look like (T = 4k + 1). `batch_size` videos per forward pass."""
+    frames = np.asarray(frames)
+    out = []
+    for start in range(0, len(frames), batch_size):
+        video = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size])).to(vae.device)
+        video = video.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+        reconstruction = decode_video(vae, encode_video(vae, video)).float().clamp(-1, 1)
+        out.append(((reconstruction.permute(0, 2, 3, 4, 1) + 1.0) * 127.5).round().to(torch.uint8).cpu().numpy())
+    return np.concatenate(out)
 
 
 def latent_scaling_factor(latents: torch.Tensor) -> float:
