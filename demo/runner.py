@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from demo.domain import DomainCheck, DomainChecker
+from demo.head_view import HeadViewPanel, example_sources, frame_key, head_view_panel
 from demo.inputs import (
     InputError,
     check_prompt,
@@ -128,6 +129,7 @@ class DemoRunner:
         self._lock = threading.Lock()
         self.wait = WaitEstimate()
         self.domain = DomainChecker(pipe)
+        self._sources: dict[str, dict] | None = None
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -208,7 +210,24 @@ class DemoRunner:
         check = self.check_start_frame(kwargs)
         notes = [check.note()] if check is not None and check.out_of_domain else []
         modes = [request.mode]
-        return self._run(session, self.pipe.__call__, kwargs, request.settings.seed, progress, start, modes, notes)
+        result = self._run(session, self.pipe.__call__, kwargs, request.settings.seed, progress, start, modes, notes)
+        session.start_source = self.start_source(kwargs)
+        return result
+
+    def start_source(self, kwargs: dict) -> dict | None:
+        """The EgoWorld clip the start frame (the image, or the video's first frame) is one of the examples of, else
+        None (demo/head_view.py)."""
+        if self._sources is None:
+            self._sources = example_sources(self.pipe.width, self.pipe.height)
+        frame = kwargs["video"][0] if "video" in kwargs else kwargs["image"]
+        return self._sources.get(frame_key(frame))
+
+    def head_view(self, session: Session) -> HeadViewPanel:
+        """The third panel for the session's latest clip: what its generated head would see (demo/head_view.py)."""
+        if session.last is None or session.run_folder is None:
+            raise InputError("Nothing to show yet: generate a clip first.")
+        with self._lock:
+            return head_view_panel(self.pipe, session.last, session.start_source, session.run_folder)
 
     def check_start_frame(self, kwargs: dict) -> DomainCheck | None:
         """How EgoWorld-like the start frame (the image, or the video's first frame) is (demo/domain.py); None

@@ -5,7 +5,8 @@ example and its pre-generated result (assets/examples/result, demo/make_examples
 
 Event handlers turn every input problem into a `gr.Error` with the message from `demo/inputs.py` (the server keeps
 running), pass a `gr.Progress` to the runner, and keep one `Session` per browser tab in a `gr.State`. Continue is
-enabled once the tab has a clip. The row of views (`#views`: the body) has room for more panels.
+enabled once the tab has a clip. The row of views (`#views`): the body, and for an example's start frame what the
+generated head would see in that example's apartment (demo/head_view.py), filled in after the clip is shown.
 Public API endpoints (gradio_client): `/generate` and `/continue`.
 """
 
@@ -58,6 +59,11 @@ SESSION_TTL_S = 2 * 3600
 """A tab idle this long loses its session (its files are deleted); closing the tab deletes them sooner."""
 PREVIEW_SIZE = 160
 """Pixels of the start-frame preview (the model's frame, enlarged by a whole factor)."""
+HEAD_VIEW_PENDING = "*What this head would see: rendering after the clip...*"
+HEAD_VIEW_UNAVAILABLE = (
+    "What this head would see cannot be rendered on this server (re-rendering an EgoWorld apartment needs OpenGL); "
+    "the clip and its alignment figures above are complete."
+)
 SERVER_PROBLEM = (
     "Generation failed because of a problem on the server, not with your inputs (it has been logged); "
     "please try again."
@@ -191,7 +197,8 @@ def example_label(row: dict) -> str:
 
 
 def result_outputs(session: Session, result: DemoResult) -> tuple:
-    """(session, side-by-side video, glb, downloads, alignment, status, seed), the order of the page's outputs."""
+    """(session, side-by-side video, glb, head view, head-view text, downloads, alignment, status, seed), the order
+    of the page's outputs; the head view is emptied here and filled by the step after (`show_head_view`)."""
     files = result.files
     downloads = [str(files[k]) for k in ("side_by_side", "egocentric", "npz", "bvh", "glb", "cameras") if k in files]
     for note in result.notes:
@@ -200,6 +207,8 @@ def result_outputs(session: Session, result: DemoResult) -> tuple:
         session,
         str(files["side_by_side"]),
         str(files["glb"]),
+        None,
+        HEAD_VIEW_PENDING,
         downloads,
         format_alignment(result.alignment, result.alignment_note),
         format_status(result),
@@ -264,6 +273,15 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             raise gr.Error("Nothing to continue yet: generate a clip first.", title="Please check the inputs")
         options = settings(seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead)
         return run(session, lambda s: runner.extend(s, prompt, options, progress))
+
+    def show_head_view(session: Session | None) -> tuple:
+        """The third view after a run: what the generated head would see, when the start frame has an apartment."""
+        try:
+            panel = runner.head_view(session) if session is not None else None
+        except Exception:  # e.g. no OpenGL on this server: the rest of the page is complete, say why this is not
+            logger.exception("head view failed")
+            return None, HEAD_VIEW_UNAVAILABLE
+        return (None, "") if panel is None else (None if panel.video is None else str(panel.video), panel.text)
 
     def preview(path):
         """The start frame as the model will see it; a warning (not an error) for a bad upload, so the page
@@ -407,6 +425,15 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
                 reuse_seed = gr.Button("Use this seed again", size="sm", elem_id="reuse-seed")
                 with gr.Row(elem_id="views"):  # more views of the clip go next to the body
                     body = gr.Model3D(label="Animated body (glb)", height=320, elem_id="result-glb")
+                    head_view = gr.Video(
+                        label="What this head would see (the example's apartment, re-rendered)",
+                        autoplay=True,
+                        loop=True,
+                        interactive=False,
+                        height=320,
+                        elem_id="head-view",
+                    )
+                head_note = gr.Markdown("", elem_id="head-view-note")
                 alignment = gr.Markdown(result_alignment, label="Viewpoint alignment", elem_id="alignment")
                 downloads = gr.File(label="Downloads", file_count="multiple", elem_id="downloads")
 
@@ -423,7 +450,11 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
         image.change(preview, image, image_preview, api_visibility="private")
         reuse_seed.click(keep_seed, seed, randomize, api_visibility="private")
         advanced = [seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead]
-        outputs = [session, video, body, downloads, alignment, status, seed]
+        outputs = [session, video, body, head_view, head_note, downloads, alignment, status, seed]
+        then_head_view = {
+            "fn": show_head_view, "inputs": session, "outputs": [head_view, head_note],
+            "concurrency_id": "sampler", "concurrency_limit": 1, "api_visibility": "private",
+        }
         enable_continue = {"fn": lambda: gr.Button(interactive=True), "outputs": continue_button}
         generate_button.click(
             generate,
@@ -432,7 +463,7 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             api_name="generate",
             concurrency_id="sampler",
             concurrency_limit=1,
-        ).success(**enable_continue, api_visibility="private")
+        ).success(**enable_continue, api_visibility="private").success(**then_head_view)
         continue_button.click(
             extend,
             [session, prompt, *advanced],
@@ -440,5 +471,5 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             api_name="continue",
             concurrency_id="sampler",
             concurrency_limit=1,
-        )
+        ).success(**then_head_view)
     return demo

@@ -27,8 +27,8 @@ for variant in full wo_mr wo_im wo_ad; do
   python -m training.stage3_joint --config $config --output_dir runs/ablation/$variant --max_steps $steps --decay_steps $decay
   python -m training.build_pipeline --video_vae runs/stage0_video_vae/video_vae --motion_vae $motion_vae \
       --transformer runs/ablation/$variant/transformer --text_encoder minilm --dtype float16 --output_dir runs/ablation/pipe_$variant
-  python -m egotwin.eval --checkpoint runs/ablation/pipe_$variant --mode t2vm --data data/egoworld --split test \
-      --num_samples 64 --replications 3 --seed 0 --evaluators runs/evaluators --out runs/ablation/eval_$variant
+  python -m egotwin.eval --checkpoint runs/ablation/pipe_$variant --mode t2vm --data_root data/egoworld --split test \
+      --num_samples 64 --replications 3 --seed 0 --evaluators runs/evaluators --output_dir runs/ablation/eval_$variant
 done
 python -m egotwin.eval.table full=runs/ablation/eval_full wo_mr=runs/ablation/eval_wo_mr \
     wo_im=runs/ablation/eval_wo_im wo_ad=runs/ablation/eval_wo_ad --ablation --output_dir runs/ablation/table

@@ -3,6 +3,7 @@ each mode end to end with the shipped example files, the seed shown back reprodu
 session files are cleaned up, and every bad input gives a clear gr.Error while the app keeps working.
 The real server in a real browser is tests/test_app_browser.py."""
 
+import json
 import re
 
 import gradio as gr
@@ -320,3 +321,35 @@ def test_a_failing_preview_gives_words_not_an_error_badge(page, monkeypatch):
     monkeypatch.setattr(ui, "load_image", out_of_memory)
     with pytest.warns(UserWarning, match="The start frame 'door.png' cannot be shown because of a problem on the server"):
         assert preview(EXAMPLE["door.png"]) is None
+
+
+# ------------------------------------------------------------------------------------------------- issue 26
+@pytest.mark.slow
+def test_what_this_head_would_see_for_an_example_and_why_not_for_an_upload(runner, tmp_path):
+    from demo.head_view import NO_APARTMENT, example_sources, frame_key
+
+    rows = {row["image"]: row for row in json.loads((EXAMPLES_DIR / "examples.json").read_text()) if row["image"]}
+    sources = example_sources(runner.pipe.width, runner.pipe.height)
+    door = load_image(EXAMPLE["door.png"], runner.pipe.width, runner.pipe.height)
+    assert sources[frame_key(door)] == {"clip_id": rows["door.png"]["clip_id"], "apartment": rows["door.png"]["apartment"]}
+    photo = np.random.default_rng(0).integers(0, 256, door.shape, dtype=np.uint8)
+    assert frame_key(photo) not in sources
+
+    session = Session(root=tmp_path)
+    request = GenerationRequest(
+        "t2vm", "go to the door and open it", image=EXAMPLE["door.png"], pose_file=EXAMPLE["door_pose.npz"],
+        settings=settings(seed=0),
+    )  # fmt: skip
+    runner.generate(session, request)
+    panel = runner.head_view(session)
+    frames = load_video(panel.video, runner.pipe.width, runner.pipe.height)
+    assert frames.shape == (41, runner.pipe.height, runner.pipe.width, 3) and frames.std() > 5  # a scene, not a blank
+    assert "What this head would see" in panel.text or "nothing to score" in panel.text
+
+    photo_path = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(np.kron(photo, np.ones((4, 4, 1), dtype=np.uint8))).save(photo_path)
+    runner.generate(session, GenerationRequest("t2vm", "walk forward", image=str(photo_path), settings=settings(seed=0)))
+    panel = runner.head_view(session)
+    assert panel.video is None and panel.text == NO_APARTMENT

@@ -116,7 +116,7 @@ def test_evaluators_train_save_load_and_score_ground_truth(clips, tmp_path):
     results = eval_main(
         [
             "--ground_truth",
-            "--data",
+            "--data_root",
             str(clips),
             "--split",
             "train",
@@ -124,7 +124,7 @@ def test_evaluators_train_save_load_and_score_ground_truth(clips, tmp_path):
             "train",
             "--evaluators",
             str(tmp_path / "evaluators"),
-            "--out",
+            "--output_dir",
             str(out),
             "--batch_size",
             "2",
@@ -163,8 +163,8 @@ def test_ground_truth_through_a_video_vae_scores_its_reconstructions(clips, tmp_
     vae = small_video_vae(block_out_channels=(8, 8, 8), norm_num_groups=4).eval()
     vae.save_pretrained(tmp_path / "vae")
     results = eval_main(
-        ["--ground_truth", "--video_vae", str(tmp_path / "vae"), "--data", str(clips), "--split", "train",
-         "--no_alignment", "--out", str(tmp_path / "out")]
+        ["--ground_truth", "--video_vae", str(tmp_path / "vae"), "--data_root", str(clips), "--split", "train",
+         "--no_alignment", "--output_dir", str(tmp_path / "out")]
     )
     loaded, expected = load_pretrained_video_vae(tmp_path / "vae"), []
     for item in ClipDataset(clips, split="train"):
@@ -178,8 +178,8 @@ def test_ground_truth_through_a_video_vae_scores_its_reconstructions(clips, tmp_
     assert results["summary"]["RotErr"]["mean"] == pytest.approx(np.mean(expected))
     assert "through the video VAE" in results["name"] and results["settings"]["video_vae"] == str(tmp_path / "vae")
     with pytest.raises(SystemExit):  # a checkpoint decodes with its own VAE
-        eval_main(["--checkpoint", str(tmp_path), "--video_vae", str(tmp_path / "vae"), "--data", str(clips),
-                   "--out", str(tmp_path / "x")])
+        eval_main(["--checkpoint", str(tmp_path), "--video_vae", str(tmp_path / "vae"), "--data_root", str(clips),
+                   "--output_dir", str(tmp_path / "x")])
 
 
 @pytest.mark.slow
@@ -198,7 +198,7 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
             str(tmp_path / "pipe"),
             "--mode",
             "t2vm",
-            "--data",
+            "--data_root",
             str(clips),
             "--split",
             "train",
@@ -215,7 +215,7 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
             "--alignment_yaw_step",
             "180",
             "--alignment_pitches=0",
-            "--out",
+            "--output_dir",
             str(tmp_path / "out"),
         ]
     )
@@ -227,7 +227,7 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
     assert all(np.isfinite(r["TransErr"]) for r in results["replications"])
     assert results["settings"]["alignment"]["video_vae"] and results["replications"][0]["alignment frames"] > 0
     with pytest.raises(SystemExit):
-        eval_main(["--data", str(clips), "--out", str(tmp_path / "x")])  # neither --checkpoint nor --ground_truth
+        eval_main(["--data_root", str(clips), "--output_dir", str(tmp_path / "x")])  # neither --checkpoint nor --ground_truth
 
 
 def dummy_pipeline():

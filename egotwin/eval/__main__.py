@@ -1,10 +1,10 @@
 """Score a checkpoint (or the data set itself) on the EgoWorld test split with the paper's metrics; writes
 results.json and results.md.
 
-    python -m egotwin.eval --checkpoint assets/egotwin-tiny --mode t2vm --data data/egoworld --split test \\
-        --num_samples 64 --replications 3 --seed 0 --evaluators runs/evaluators --out runs/eval_t2vm
-    python -m egotwin.eval --ground_truth --data data/egoworld --split test \\
-        --evaluators runs/evaluators --out runs/eval_gt
+    python -m egotwin.eval --checkpoint assets/egotwin-tiny --mode t2vm --data_root data/egoworld --split test \\
+        --num_samples 64 --replications 3 --seed 0 --evaluators runs/evaluators --output_dir runs/eval_t2vm
+    python -m egotwin.eval --ground_truth --data_root data/egoworld --split test \\
+        --evaluators runs/evaluators --output_dir runs/eval_gt
 
 Each replication generates one sample per test clip (the first `num_samples` clips, in metadata order) with the
 clip's caption, first frame and first pose (plus its motion in tm2v, its video in tv2m), the generator of clip i in
@@ -29,7 +29,7 @@ which separates what the VAE loses (detail and motion the visual odometry needs)
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import time
@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from egotwin.body.head_camera import HeadCameraRig
+from egotwin.config import parse_config
 from egotwin.data.constants import MODES
 from egotwin.data.dataset import ClipDataset
 from egotwin.diffusion.guidance import GuidanceScales
@@ -54,74 +55,87 @@ from egotwin.motion.motion import Motion
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # the alignment renders headless; set before pyrender is imported
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m egotwin.eval", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", help="pipeline folder saved by EgoTwinPipeline.save_pretrained")
-    parser.add_argument("--ground_truth", action="store_true", help="score the data set's own clips instead")
-    parser.add_argument(
-        "--video_vae",
-        default=None,
-        help="with --ground_truth: a video VAE folder (stage 0's export or a pipeline's vae/); the clips' videos are "
-        "scored after its encode-decode round trip",
-    )
-    parser.add_argument("--mode", default="t2vm", choices=MODES)
-    parser.add_argument("--data", required=True, help="EgoWorld clip folder")
-    parser.add_argument("--split", default="test")
-    parser.add_argument(
-        "--reference_split",
-        default=None,
-        help="ground truth for the FIDs (default: --split; 'val' with --ground_truth)",
-    )
-    parser.add_argument("--num_samples", type=int, default=None, help="first N clips of the split (default: all)")
-    parser.add_argument("--replications", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--evaluators", default=None, help="folder of training/train_evaluators.py (without it only TransErr/RotErr)"
-    )
-    parser.add_argument("--num_inference_steps", type=int, default=50)
-    defaults = GuidanceScales()
-    parser.add_argument("--guidance_scale", type=float, default=defaults.text, help="w_t, text guidance")
-    parser.add_argument(
-        "--motion_guidance_scale", type=float, default=defaults.motion, help="w_m: how strongly the video follows the motion"
-    )
-    parser.add_argument(
-        "--video_guidance_scale", type=float, default=defaults.video, help="w_v: how strongly the motion follows the video"
-    )
-    parser.add_argument(
-        "--motion_lead",
-        type=float,
-        default=None,
-        help="t2vm: how far the motion's denoising runs ahead (0 = the paper's joint sampling; default: the checkpoint's)",
-    )
-    parser.add_argument("--no_alignment", action="store_true", help="skip the exact viewpoint alignment (EgoWorld)")
-    parser.add_argument(
-        "--alignment_yaw_step", type=float, default=10.0, help="degrees between the yaw offsets of the alignment views"
-    )
-    parser.add_argument(
-        "--alignment_pitches",
-        default="-20,0,20",
-        help="pitch offsets of the alignment views, degrees, comma-separated, holding 0 (--alignment_pitches=-20,0,20)",
-    )
-    parser.add_argument("--batch_size", type=int, default=16, help="clips per evaluator forward pass")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    if args.ground_truth == bool(args.checkpoint):
-        parser.error("give exactly one of --checkpoint and --ground_truth")
-    if args.video_vae and not args.ground_truth:
-        parser.error("--video_vae goes with --ground_truth (a checkpoint decodes with its own VAE)")
-    if args.replications < 1:
-        parser.error("--replications must be >= 1")
-    if args.reference_split is None:
-        args.reference_split = "val" if args.ground_truth else args.split
-    try:
-        from egotwin.eval.alignment import AlignmentConfig
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Score a checkpoint (or the data set itself) on an EgoWorld split with the paper's metrics."""
 
-        pitches = tuple(float(p) for p in args.alignment_pitches.split(","))
-        args.alignment_config = AlignmentConfig(yaw_step_deg=args.alignment_yaw_step, pitch_offsets_deg=pitches)
+    checkpoint: str = ""
+    """Pipeline folder saved by EgoTwinPipeline.save_pretrained (or give --ground_truth)."""
+    ground_truth: bool = False
+    """Score the data set's own clips instead of a checkpoint's samples."""
+    video_vae: str = ""
+    """With --ground_truth: a video VAE folder (stage 0's export or a pipeline's vae/); the clips' videos are scored
+    after its encode-decode round trip."""
+    mode: str = "t2vm"
+    """Generation mode: t2vm, tm2v or tv2m."""
+    data_root: str = ""
+    """EgoWorld clip folder (required)."""
+    split: str = "test"
+    """Split to score."""
+    reference_split: str = ""
+    """Ground truth for the FIDs (default: --split; 'val' with --ground_truth)."""
+    num_samples: int | None = None
+    """First N clips of the split (default: all)."""
+    replications: int = 1
+    """Samples per clip, each with its own seed; metrics are mean +- std over replications."""
+    seed: int = 0
+    """Seed of every sample's generator."""
+    evaluators: str = ""
+    """Folder of training/train_evaluators.py (without it only TransErr/RotErr and the alignment)."""
+    num_inference_steps: int = 50
+    """Sampler steps."""
+    guidance_scale: float = GuidanceScales.text
+    """w_t, text guidance."""
+    motion_guidance_scale: float = GuidanceScales.motion
+    """w_m: how strongly the video follows the motion."""
+    video_guidance_scale: float = GuidanceScales.video
+    """w_v: how strongly the motion follows the video."""
+    motion_lead: float | None = None
+    """t2vm: how far the motion's denoising runs ahead (0 = the paper's joint sampling; default: the checkpoint's)."""
+    no_alignment: bool = False
+    """Skip the exact viewpoint alignment (EgoWorld)."""
+    alignment_yaw_step: float = 10.0
+    """Degrees between the yaw offsets of the alignment views."""
+    alignment_pitches: tuple[float, ...] = (-20.0, 0.0, 20.0)
+    """Pitch offsets of the alignment views, degrees, comma-separated, holding 0 (--alignment_pitches=-20,0,20)."""
+    batch_size: int = 16
+    """Clips per evaluator forward pass."""
+    device: str = ""
+    """Torch device (default: cuda when present)."""
+    output_dir: str = ""
+    """Folder results.json and results.md are written to (required)."""
+
+
+def parse_args(argv: list[str] | None = None) -> EvalConfig:
+    """The evaluation's settings, checked, with the defaults that depend on others filled in."""
+    config = parse_config(EvalConfig, argv, prog="python -m egotwin.eval")
+    problems = [f"--{name} is required" for name in ("data_root", "output_dir") if not getattr(config, name)]
+    if config.ground_truth == bool(config.checkpoint):
+        problems.append("give exactly one of --checkpoint and --ground_truth")
+    if config.video_vae and not config.ground_truth:
+        problems.append("--video_vae goes with --ground_truth (a checkpoint decodes with its own VAE)")
+    if config.replications < 1:
+        problems.append("--replications must be >= 1")
+    if config.mode not in MODES:
+        problems.append(f"--mode must be one of {', '.join(MODES)}")
+    try:
+        alignment_config(config)
     except ValueError as error:
-        parser.error(f"--alignment_yaw_step / --alignment_pitches: {error}")
-    return args
+        problems.append(f"--alignment_yaw_step / --alignment_pitches: {error}")
+    if problems:
+        raise SystemExit("python -m egotwin.eval: error: " + "; ".join(problems))
+    return dataclasses.replace(
+        config,
+        reference_split=config.reference_split or ("val" if config.ground_truth else config.split),
+        device=config.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+    )
+
+
+def alignment_config(config: EvalConfig):
+    """The alignment's view grid from the command line (`egotwin.eval.alignment.AlignmentConfig`)."""
+    from egotwin.eval.alignment import AlignmentConfig
+
+    return AlignmentConfig(yaw_step_deg=config.alignment_yaw_step, pitch_offsets_deg=config.alignment_pitches)
 
 
 def clip_subset(dataset: ClipDataset, num: int | None) -> list[int]:
@@ -302,13 +316,13 @@ def results_markdown(name: str, summary: dict, settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def exact_alignment(data: str, records: list[dict], args: argparse.Namespace):
+def exact_alignment(data: str, records: list[dict], args: EvalConfig):
     """A `ClipSetAlignment` of the evaluated clips, or None (with a message) for data without apartment seeds."""
     from egotwin.eval.alignment import ClipSetAlignment
     from egotwin.world.replay import NotEgoWorldError
 
     try:
-        return ClipSetAlignment(data, records, args.alignment_config)
+        return ClipSetAlignment(data, records, alignment_config(args))
     except NotEgoWorldError as error:
         print(f"exact viewpoint alignment skipped: {error}. It needs EgoWorld clips, whose apartments can be rebuilt.")
         return None
@@ -316,9 +330,9 @@ def exact_alignment(data: str, records: list[dict], args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    out_dir = Path(args.out)
+    out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = ClipDataset(args.data, split=args.split)
+    dataset = ClipDataset(args.data_root, split=args.split)
     indices = clip_subset(dataset, args.num_samples)
     items = [dataset[i] for i in indices]
     captions = [item["caption"] for item in items]
@@ -331,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
     extract = FeatureExtractor(evaluators, text_encoder, args.device, args.batch_size)
     reference: dict = {}
     if evaluators:
-        reference_set = ClipDataset(args.data, split=args.reference_split)
+        reference_set = ClipDataset(args.data_root, split=args.reference_split)
         reference_items = [reference_set[i] for i in range(len(reference_set))]
         reference = extract([ground_truth_sample(i) for i in reference_items], [i["caption"] for i in reference_items])
 
@@ -343,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
         pipe = EgoTwinPipeline.from_pretrained(args.checkpoint).to(args.device)
         pipe.set_progress_bar_config(disable=True)
     scales = GuidanceScales(text=args.guidance_scale, motion=args.motion_guidance_scale, video=args.video_guidance_scale)
-    alignment = None if args.no_alignment else exact_alignment(args.data, [dataset.records[i] for i in indices], args)
+    alignment = None if args.no_alignment else exact_alignment(args.data_root, [dataset.records[i] for i in indices], args)
     # renders of the scored head paths go through the VAE that decoded the video (none for the clips' own videos)
     alignment_vae = pipe.vae if pipe is not None else video_vae
     rig = pipe.rig if pipe is not None else HeadCameraRig()
@@ -374,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.video_vae:
         name += f" through the video VAE {args.video_vae}"
     settings = {
-        "data": str(args.data),
+        "data_root": str(args.data_root),
         "split": args.split,
         "reference_split": args.reference_split,
         "num_samples": len(items),
@@ -390,7 +404,7 @@ def main(argv: list[str] | None = None) -> dict:
         "evaluators": args.evaluators,
         "device": args.device,
         "alignment": (
-            None if alignment is None else {**asdict(args.alignment_config), "video_vae": alignment_vae is not None}
+            None if alignment is None else {**asdict(alignment_config(args)), "video_vae": alignment_vae is not None}
         ),
         "seconds": round(time.perf_counter() - started, 1),
     }
