@@ -9,7 +9,8 @@ Targets (issue 24, this 2-core machine): the default example in at most 6 s, und
 
     python -m benchmarks.bench_demo --checkpoint assets/egotwin-tiny [--runs 3] [--steps 50] [--screenshot app.png]
 
-The helpers here (`AppServer`, `open_browser`, `load_example`, `generate_in_browser`) are also what tests/test_app_browser.py uses.
+The helpers here (`AppServer`, `open_browser`, `load_example`, `generate_in_browser`) are also what
+tests/test_app_browser.py uses.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class AppServer:
                 self.process.wait()
         self.log.close()
 
-    def __enter__(self) -> "AppServer":
+    def __enter__(self) -> AppServer:
         return self
 
     def __exit__(self, *exc) -> None:

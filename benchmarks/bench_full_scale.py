@@ -1,5 +1,5 @@
-"""GPU check of the full scale: one stage-3 training step of EgoTwin's `cogvideox-5b` preset (random weights) against the
-same step of plain CogVideoX-5B (diffusers' `CogVideoXTransformer3DModel`, same config), on one GPU.
+"""GPU check of the full scale: one stage-3 training step of EgoTwin's `cogvideox-5b` preset (random weights) against
+the same step of plain CogVideoX-5B (diffusers' `CogVideoXTransformer3DModel`, same config), on one GPU.
 
     python -m benchmarks.bench_full_scale --output_dir runs/bench_full_scale            # 480x720x41, bf16, H100-class
     python -m benchmarks.bench_full_scale --preset tiny --device cpu --height 64 --width 64   # the CPU smoke path
@@ -97,28 +97,39 @@ def time_steps(step: Callable[[], torch.Tensor], params: list[torch.nn.Parameter
     return {"step_s": statistics.median(times), "peak_memory_gib": peak / 2**30 if peak else None, "loss": loss.item()}
 
 
-def egotwin_step(bench: BenchConfig, config: dict, scheduler, text, video, motion, generator) -> tuple[dict, dict, tuple | None]:
+def egotwin_step(
+    bench: BenchConfig, config: dict, scheduler, text, video, motion, generator
+) -> tuple[dict, dict, tuple | None]:
     """EgoTwin's timed steps, its parameter counts and the video RoPE it builds (CogVideoX takes the same)."""
     egotwin = build(EgoTwinTransformer3DModel, config, bench)
     rotary = None
     if config.get("use_rotary_positional_embeddings"):
         rotary = egotwin.video_rotary_embedding(video.shape[1], video.shape[3], video.shape[4], video.device)
-    timed = time_steps(lambda: diffusion_loss(egotwin, scheduler, text, video, motion, generator=generator).loss,
-                       list(egotwin.parameters()), bench)
+    timed = time_steps(
+        lambda: diffusion_loss(egotwin, scheduler, text, video, motion, generator=generator).loss,
+        list(egotwin.parameters()),
+        bench,
+    )
     return {"egotwin": timed}, parameter_counts(egotwin), rotary
 
 
 def run(bench: BenchConfig) -> dict:
     """Time both steps (EgoTwin first, then CogVideoX, one model on the device at a time); returns the figures."""
     if (bench.frames - 1) % 4 or bench.height % 16 or bench.width % 16:
-        raise ValueError(f"frames must be 4k+1 and height, width multiples of 16, got {bench.frames}, {bench.height}x{bench.width}")
+        raise ValueError(
+            f"frames must be 4k+1 and height, width multiples of 16, got {bench.frames}, {bench.height}x{bench.width}"
+        )
     config = transformer_config(bench.preset, sample_height=bench.height // 8, sample_width=bench.width // 8)
     cogvideox_config = {key: value for key, value in config.items() if not key.startswith("motion_")}
     generator = torch.Generator(bench.device).manual_seed(bench.seed)
     shape = (1, (bench.frames - 1) // 4 + 1, config["in_channels"], bench.height // 8, bench.width // 8)
     video = torch.randn(shape, generator=generator, device=bench.device)
-    motion = torch.randn(1, (2 * bench.frames - 2) // 4 + 1, config["motion_in_channels"], generator=generator, device=bench.device)
-    text = torch.randn(1, config["max_text_seq_length"], config["text_embed_dim"], generator=generator, device=bench.device)
+    motion = torch.randn(
+        1, (2 * bench.frames - 2) // 4 + 1, config["motion_in_channels"], generator=generator, device=bench.device
+    )
+    text = torch.randn(
+        1, config["max_text_seq_length"], config["text_embed_dim"], generator=generator, device=bench.device
+    )
     scheduler = make_scheduler()
 
     torch.manual_seed(bench.seed)
@@ -140,7 +151,9 @@ def run(bench: BenchConfig) -> dict:
     results["step_time_ratio"] = results["egotwin"]["step_s"] / results["cogvideox"]["step_s"]
     results["parameters"] = {**counts, "plain_cogvideox": sum(param.numel() for param in cogvideox.parameters())}
     results["config"] = dataclasses.asdict(bench)
-    results["device_name"] = torch.cuda.get_device_name(bench.device) if torch.device(bench.device).type == "cuda" else "cpu"
+    results["device_name"] = (
+        torch.cuda.get_device_name(bench.device) if torch.device(bench.device).type == "cuda" else "cpu"
+    )
     return results
 
 
@@ -149,10 +162,16 @@ def main(argv: list[str] | None = None) -> dict:
     results = run(bench)
     for name in ("egotwin", "cogvideox"):
         peak = results[name]["peak_memory_gib"]
-        print(f"{name:>9}: step {results[name]['step_s']:.3f} s, peak memory "
-              + (f"{peak:.1f} GiB" if peak is not None else "n/a (cpu)") + f", loss {results[name]['loss']:.4f}")
-    print(f"EgoTwin step / CogVideoX step: {results['step_time_ratio']:.3f} ({results['device_name']}, "
-          f"{bench.height}x{bench.width}x{bench.frames}, {bench.dtype}, parameters {results['parameters']['total'] / 1e6:,.1f}M)")
+        print(
+            f"{name:>9}: step {results[name]['step_s']:.3f} s, peak memory "
+            + (f"{peak:.1f} GiB" if peak is not None else "n/a (cpu)")
+            + f", loss {results[name]['loss']:.4f}"
+        )
+    print(
+        f"EgoTwin step / CogVideoX step: {results['step_time_ratio']:.3f} ({results['device_name']}, "
+        f"{bench.height}x{bench.width}x{bench.frames}, {bench.dtype}, "
+        f"parameters {results['parameters']['total'] / 1e6:,.1f}M)"
+    )
     if bench.output_dir:
         Path(bench.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(bench.output_dir) / "bench_full_scale.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -1,1 +1,2 @@
-"""The Gradio demo: the page (`ui`), what a click does (`runner`), input checks (`inputs`), per-visitor state (`session`)."""
+"""The Gradio demo: the page (`ui`), what a click does (`runner`), input checks (`inputs`), per-visitor state
+(`session`)."""

@@ -65,8 +65,7 @@ HEAD_VIEW_UNAVAILABLE = (
     "the clip and its alignment figures above are complete."
 )
 SERVER_PROBLEM = (
-    "Generation failed because of a problem on the server, not with your inputs (it has been logged); "
-    "please try again."
+    "Generation failed because of a problem on the server, not with your inputs (it has been logged); please try again."
 )
 CACHE_CLEANUP = (1800, 3600)
 """Gradio deletes the copies it served of our files every 30 min once they are an hour old."""
@@ -154,7 +153,9 @@ def format_alignment(alignment: dict[str, float] | None, note: str | None = None
 def intro(pipe, device: str) -> str:
     """The page's first lines: what EgoTwin does, the links, and what this checkpoint makes."""
     space = os.environ.get("SPACE_ID")
-    code_url = os.environ.get("EGOTWIN_CODE_URL") or (f"https://huggingface.co/spaces/{space}/tree/main" if space else None)
+    code_url = os.environ.get("EGOTWIN_CODE_URL") or (
+        f"https://huggingface.co/spaces/{space}/tree/main" if space else None
+    )
     code = f"[Code]({code_url})" if code_url else "Code: this app's repository (README.md)"
     processor = "a CPU" if device == "cpu" else "a GPU"
     model = f"This checkpoint makes {pipe.width}x{pipe.height} frames at 8 fps on {processor}."
@@ -172,7 +173,8 @@ def is_shipped(pipe) -> bool:
 
 
 def pregenerated_result() -> tuple[str | None, str, str]:
-    """(side-by-side video, status, alignment) of the first example's pre-generated result; (None, '', '') without one."""
+    """(side-by-side video, status, alignment) of the first example's pre-generated result; (None, '', '') without
+    one."""
     summary_file = RESULT_DIR / "result.json"
     if not summary_file.is_file():
         return None, "", ""
@@ -182,7 +184,11 @@ def pregenerated_result() -> tuple[str | None, str, str]:
         f"{summary['steps']} steps, {summary['seconds']:.0f} s on a {summary['cores']}-core CPU). "
         "Press **Generate** to make your own."
     )
-    return str(RESULT_DIR / "side_by_side.mp4"), status, format_alignment(summary["alignment"], summary["alignment_note"])
+    return (
+        str(RESULT_DIR / "side_by_side.mp4"),
+        status,
+        format_alignment(summary["alignment"], summary["alignment_note"]),
+    )
 
 
 def example_gallery(examples: list[dict]) -> list[tuple[str, str]]:
@@ -452,8 +458,12 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
         advanced = [seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead]
         outputs = [session, video, body, head_view, head_note, downloads, alignment, status, seed]
         then_head_view = {
-            "fn": show_head_view, "inputs": session, "outputs": [head_view, head_note],
-            "concurrency_id": "sampler", "concurrency_limit": 1, "api_visibility": "private",
+            "fn": show_head_view,
+            "inputs": session,
+            "outputs": [head_view, head_note],
+            "concurrency_id": "sampler",
+            "concurrency_limit": 1,
+            "api_visibility": "private",
         }
         enable_continue = {"fn": lambda: gr.Button(interactive=True), "outputs": continue_button}
         generate_button.click(

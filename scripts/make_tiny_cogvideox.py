@@ -8,8 +8,9 @@ end to end on a laptop: everything the real CogVideoX-5B folder has, at toy size
                       64x64 frames (8x8 latents, 2x2 patches)
     vae/              AutoencoderKLCogVideoX: 16 latent channels, 8x spatial and 4x temporal compression (as 5B's)
     text_encoder/     T5EncoderModel (T5 v1.1 layout), 32 wide: the text embedding width of the transformer
-    tokenizer/        spiece.model (a sentencepiece unigram model trained here on a few captions), tokenizer_config.json,
-                      special_tokens_map.json, added_tokens.json: the files of CogVideoX's T5 tokenizer folder
+    tokenizer/        spiece.model (a sentencepiece unigram model trained here on a few captions),
+                      tokenizer_config.json, special_tokens_map.json, added_tokens.json: the files of CogVideoX's T5
+                      tokenizer folder
     scheduler/        CogVideoXDDIMScheduler with CogVideoX-5B's scheduler_config.json
 
 diffusers' own `CogVideoXPipeline.from_pretrained` loads it (tests/test_full_scale.py).
@@ -46,8 +47,17 @@ def write_tokenizer(folder: str | Path, vocab_size: int = 64, extra_ids: int = 1
     folder.mkdir(parents=True, exist_ok=True)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CAPTIONS * 8), model_writer=model, vocab_size=vocab_size, model_type="unigram",
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, hard_vocab_limit=False, minloglevel=2,
+        sentence_iterator=iter(CAPTIONS * 8),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
     )
     (folder / "spiece.model").write_bytes(model.getvalue())
     pieces = spm.SentencePieceProcessor(model_proto=model.getvalue()).get_piece_size()
@@ -122,17 +132,40 @@ def make_tiny_cogvideox(config: TinyCogVideoXConfig = TinyCogVideoXConfig()) -> 
         raise FileExistsError(f"{folder} exists and is not empty; remove it or choose another output_dir")
     torch.manual_seed(config.seed)
     vocab_size = write_tokenizer(folder / "tokenizer_published")
-    t5 = T5Config(vocab_size=vocab_size, d_model=config.text_dim, d_kv=8, d_ff=2 * config.text_dim, num_layers=2,
-                  num_heads=4, feed_forward_proj="gated-gelu", is_encoder_decoder=False)
+    t5 = T5Config(
+        vocab_size=vocab_size,
+        d_model=config.text_dim,
+        d_kv=8,
+        d_ff=2 * config.text_dim,
+        num_layers=2,
+        num_heads=4,
+        feed_forward_proj="gated-gelu",
+        is_encoder_decoder=False,
+    )
     latent = config.frame_size // 8
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=32, in_channels=16, out_channels=16, time_embed_dim=32,
-        text_embed_dim=config.text_dim, num_layers=config.num_layers, sample_width=latent, sample_height=latent,
-        sample_frames=49, patch_size=2, max_text_seq_length=226, use_rotary_positional_embeddings=True,
+        num_attention_heads=2,
+        attention_head_dim=32,
+        in_channels=16,
+        out_channels=16,
+        time_embed_dim=32,
+        text_embed_dim=config.text_dim,
+        num_layers=config.num_layers,
+        sample_width=latent,
+        sample_height=latent,
+        sample_frames=49,
+        patch_size=2,
+        max_text_seq_length=226,
+        use_rotary_positional_embeddings=True,
     )
     vae = AutoencoderKLCogVideoX(
-        block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4, latent_channels=16,
-        temporal_compression_ratio=4, sample_height=config.frame_size, sample_width=config.frame_size,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        latent_channels=16,
+        temporal_compression_ratio=4,
+        sample_height=config.frame_size,
+        sample_width=config.frame_size,
         scaling_factor=0.7,  # CogVideoX-5B's
     )
     pipeline = CogVideoXPipeline(

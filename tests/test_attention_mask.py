@@ -1,4 +1,5 @@
-"""The structured joint attention mask (design "Attention mask"): its table against the rules, and probes through a model."""
+"""The structured joint attention mask (design "Attention mask"): its table against the rules, and probes through a
+model."""
 
 import pytest
 import torch

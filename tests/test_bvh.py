@@ -296,8 +296,13 @@ def test_bad_arguments():
 
 def test_deeply_nested_or_overlong_files_are_refused_with_a_clear_error():
     # 20,000 nested joints: a RecursionError before (issue 24); now refused at the depth limit, naming the line
-    nested = "HIERARCHY\nROOT pelvis\n{\nOFFSET 0 0 0\nCHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation\n"
-    nested += "".join(f"JOINT j{i}\n{{\nOFFSET 0 0.1 0\nCHANNELS 3 Zrotation Xrotation Yrotation\n" for i in range(20_000))
+    nested = (
+        "HIERARCHY\nROOT pelvis\n{\nOFFSET 0 0 0\n"
+        "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation\n"
+    )
+    nested += "".join(
+        f"JOINT j{i}\n{{\nOFFSET 0 0.1 0\nCHANNELS 3 Zrotation Xrotation Yrotation\n" for i in range(20_000)
+    )
     nested += "}\n" * 20_001 + "MOTION\nFrames: 1\nFrame Time: 0.1\n0\n"
     with pytest.raises(MotionFileError, match=r"deep.bvh, line \d+: joints nested more than 64 levels deep"):
         motion_from_bvh(nested, source="deep.bvh")

@@ -1,4 +1,5 @@
-"""Noise schedule, asynchronous diffusion loss and guidance (design "Asynchronous diffusion" and "Sampling and guidance")."""
+"""Noise schedule, asynchronous diffusion loss and guidance (design "Asynchronous diffusion" and "Sampling and
+guidance")."""
 
 import pytest
 import torch
@@ -141,8 +142,10 @@ def test_one_generator_per_item_makes_the_loss_independent_of_how_the_batch_is_s
         return [torch.Generator().manual_seed(100 + place) for place in places]
 
     whole = diffusion_loss(model, scheduler, text, video, motion, generator=generators(range(4)))
-    halves = [diffusion_loss(model, scheduler, text[half], video[half], motion[half], generator=generators(range(4)[half]))
-              for half in (slice(0, 2), slice(2, 4))]
+    halves = [
+        diffusion_loss(model, scheduler, text[half], video[half], motion[half], generator=generators(range(4)[half]))
+        for half in (slice(0, 2), slice(2, 4))
+    ]
     torch.testing.assert_close(whole.loss, (halves[0].loss + halves[1].loss) / 2, rtol=1e-5, atol=0.0)
     assert torch.equal(whole.motion_timestep, torch.cat([h.motion_timestep for h in halves]))
     with pytest.raises(ValueError, match="3 generators for a batch of 4"):
@@ -170,7 +173,8 @@ def test_training_on_the_loss_fits_a_fixed_batch():
 
 
 def direct_terms(model, mode, video, motion, t, text, null, noise_v, noise_m, t_m=None):
-    """Every guidance term by its own network call, written out from design "Sampling and guidance" (t2vm: motion at `t_m`, default t)."""
+    """Every guidance term by its own network call, written out from design "Sampling and guidance" (t2vm: motion at
+    `t_m`, default t)."""
 
     def e(z_v, z_m, c, t_v, t_m):
         with torch.no_grad():

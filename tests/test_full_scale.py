@@ -57,8 +57,8 @@ def test_the_doc_states_the_commands_and_what_the_test_changes():
 
 
 def test_the_tiny_folder_is_a_cogvideox_folder_to_diffusers(tmp_path):
-    """diffusers' own CogVideoXPipeline loads the tiny folder (its T5 tokenizer from spiece.model) and generates with it;
-    the parts are bf16 and 5B-style as published."""
+    """diffusers' own CogVideoXPipeline loads the tiny folder (its T5 tokenizer from spiece.model) and generates with
+    it; the parts are bf16 and 5B-style as published."""
     from diffusers import CogVideoXPipeline
 
     folder = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "tiny")))
@@ -66,8 +66,15 @@ def test_the_tiny_folder_is_a_cogvideox_folder_to_diffusers(tmp_path):
     config = pipe.transformer.config
     assert config.use_rotary_positional_embeddings and (config.sample_height, config.text_embed_dim) == (8, 32)
     assert pipe.vae.config.scaling_factor == 0.7 and pipe.scheduler.config.snr_shift_scale == 1.0
-    frames = pipe("walk to the door", height=64, width=64, num_frames=9, num_inference_steps=1, output_type="pt",
-                  generator=torch.Generator().manual_seed(0)).frames
+    frames = pipe(
+        "walk to the door",
+        height=64,
+        width=64,
+        num_frames=9,
+        num_inference_steps=1,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(0),
+    ).frames
     assert frames.shape == (1, 9, 3, 64, 64) and torch.isfinite(frames).all()
     weights = load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
     assert {tensor.dtype for tensor in weights.values()} == {torch.bfloat16}
@@ -79,8 +86,16 @@ def test_the_tiny_folder_is_a_cogvideox_folder_to_diffusers(tmp_path):
 def test_the_5b_recipe_runs_end_to_end_on_a_tiny_cogvideox_folder(tmp_path):
     cogvideox = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "CogVideoX-tiny")))
     runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYOPENGL_PLATFORM": "egl",
-           "GRADIO_ANALYTICS_ENABLED": "False", "COGVIDEOX": str(cogvideox), "DATA": "synthetic:8", "RUNS": str(runs)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+        "PYOPENGL_PLATFORM": "egl",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "COGVIDEOX": str(cogvideox),
+        "DATA": "synthetic:8",
+        "RUNS": str(runs),
+    }
     *training, app_command = [smoke_command(command) for command in documented_commands()]
     for command in training:
         subprocess.run(["bash", "-c", command], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -88,16 +103,23 @@ def test_the_5b_recipe_runs_end_to_end_on_a_tiny_cogvideox_folder(tmp_path):
     # Stage 2 trains only the motion branch: the folder's bf16 CogVideoX weights come out exactly, in float32
     folder_weights = load_file(cogvideox / "transformer" / "diffusion_pytorch_model.safetensors")
     stage2 = load_file(runs / "stage2_t2m_5b" / "transformer" / "diffusion_pytorch_model.safetensors")
-    assert {t.dtype for t in folder_weights.values()} == {torch.bfloat16} and {t.dtype for t in stage2.values()} == {torch.float32}
+    assert {t.dtype for t in folder_weights.values()} == {torch.bfloat16} and {t.dtype for t in stage2.values()} == {
+        torch.float32
+    }
     assert all(torch.equal(stage2[name], weight.float()) for name, weight in folder_weights.items())
 
     # The pipeline samples each mode; its T5 is the folder's
     pipe = EgoTwinPipeline.from_pretrained(runs / "egotwin-5b")
     pipe.set_progress_bar_config(disable=True)
-    assert pipe.config.text_encoder_name == str(cogvideox.resolve()) and pipe.transformer.config.use_rotary_positional_embeddings
+    assert (
+        pipe.config.text_encoder_name == str(cogvideox.resolve())
+        and pipe.transformer.config.use_rotary_positional_embeddings
+    )
     image = np.full((64, 64, 3), 128, np.uint8)
     t2vm = pipe("walk to the door", image=image, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
-    tm2v = pipe("walk to the door", image=image, mode="tm2v", motion=walking_motion(duration=5.0), num_inference_steps=2)
+    tm2v = pipe(
+        "walk to the door", image=image, mode="tm2v", motion=walking_motion(duration=5.0), num_inference_steps=2
+    )
     tv2m = pipe("walk to the door", mode="tv2m", video=t2vm.frames, num_inference_steps=2)
     for out in (t2vm, tm2v, tv2m):
         assert out.frames.shape == (41, 64, 64, 3) and out.motion.num_frames == 81
@@ -108,14 +130,26 @@ def test_the_5b_recipe_runs_end_to_end_on_a_tiny_cogvideox_folder(tmp_path):
 
     port = free_port()
     with open(tmp_path / "app.log", "w+") as log:
-        server = subprocess.Popen(["bash", "-c", f"exec {app_command} --port {port} --steps 2"], cwd=REPO, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            ["bash", "-c", f"exec {app_command} --port {port} --steps 2"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             client = connect(f"http://127.0.0.1:{port}", server, log)
             advanced = (7, False, 2, 6.0, 1.5, 1.5, 0.0)  # seed, random seed, steps, w_t, w_m, w_v, motion lead
             video, *_, status, seed = client.predict(
-                "t2vm", "go to the door and open it", handle_file(str(EXAMPLES_DIR / "door.png")), "standing",
-                None, None, None, *advanced, api_name="/generate",
+                "t2vm",
+                "go to the door and open it",
+                handle_file(str(EXAMPLES_DIR / "door.png")),
+                "standing",
+                None,
+                None,
+                None,
+                *advanced,
+                api_name="/generate",
             )
             assert seed == 7 and Path(video).stat().st_size > 0 and "T2VM" in status
         finally:
@@ -146,10 +180,34 @@ def test_the_gpu_check_parses_its_arguments_and_runs_its_cpu_smoke_path(tmp_path
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0 and "--preset" in capsys.readouterr().out
-    results = main(["--preset", "tiny", "--device", "cpu", "--height", "64", "--width", "64", "--warmup", "0",
-                    "--steps", "1", "--output_dir", str(tmp_path)])
-    assert results["config"] == {**vars(BenchConfig()), "preset": "tiny", "device": "cpu", "height": 64, "width": 64,
-                                 "warmup": 0, "steps": 1, "output_dir": str(tmp_path)}
+    results = main(
+        [
+            "--preset",
+            "tiny",
+            "--device",
+            "cpu",
+            "--height",
+            "64",
+            "--width",
+            "64",
+            "--warmup",
+            "0",
+            "--steps",
+            "1",
+            "--output_dir",
+            str(tmp_path),
+        ]
+    )
+    assert results["config"] == {
+        **vars(BenchConfig()),
+        "preset": "tiny",
+        "device": "cpu",
+        "height": 64,
+        "width": 64,
+        "warmup": 0,
+        "steps": 1,
+        "output_dir": str(tmp_path),
+    }
     assert all(results[name]["step_s"] > 0 and np.isfinite(results[name]["loss"]) for name in ("egotwin", "cogvideox"))
     assert results["step_time_ratio"] == results["egotwin"]["step_s"] / results["cogvideox"]["step_s"]
     counts = results["parameters"]

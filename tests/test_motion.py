@@ -1,5 +1,6 @@
 """Motion: AMASS-style .npz files (round trip, AMASS layouts, every kind of bad file), resampling against analytic
-motion and scipy's Slerp, canonicalisation (design "Head-centric motion") and rigid transforms, constructor validation."""
+motion and scipy's Slerp, canonicalisation (design "Head-centric motion") and rigid transforms, constructor
+validation."""
 
 from __future__ import annotations
 

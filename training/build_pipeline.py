@@ -51,7 +51,8 @@ def text_encoder_dim(text_encoder: str) -> int:
 
 
 def random_feature_stats(representation: str = "head_centric", num_clips: int = 16, seed: int = 0) -> FeatureStats:
-    """Feature statistics of smooth random 5 s motions (canonicalised): realistic scales for random-weights pipelines."""
+    """Feature statistics of smooth random 5 s motions (canonicalised): realistic scales for random-weights
+    pipelines."""
     rep = get_representation(representation)
     generator = torch.Generator().manual_seed(seed)
     local, trans = smooth_random_motion(num_clips, 81, generator=generator)

@@ -3,8 +3,8 @@
     python -m training.cache_latents --data_root DATA --split train --output_dir cache/train \
         --video_vae runs/stage0_video_vae/video_vae --motion_vae runs/stage1_motion_vae/motion_vae --text_encoder minilm
 
-`--video_vae` is a trained small VAE folder (stage 0) or a CogVideoX diffusers folder (its `vae/` is used, frozen, tiled),
-or `none` for a motion-only cache: all stage 2 reads, so it can start before stage 0 has finished;
+`--video_vae` is a trained small VAE folder (stage 0) or a CogVideoX diffusers folder (its `vae/` is used, frozen,
+tiled), or `none` for a motion-only cache: all stage 2 reads, so it can start before stage 0 has finished;
 `--text_encoder` is 'minilm' or a CogVideoX diffusers folder (T5). The motion VAE folder holds its feature statistics.
 """
 
@@ -36,7 +36,8 @@ class CacheConfig:
     output_dir: str = ""
     """Cache folder to write (required)."""
     video_vae: str = ""
-    """Stage-0 video_vae folder, a CogVideoX diffusers folder, or 'none' (a motion-only cache, for stage 2; required)."""
+    """Stage-0 video_vae folder, a CogVideoX diffusers folder, or 'none' (a motion-only cache, for stage 2;
+    required)."""
     motion_vae: str = ""
     """Stage-1 motion_vae folder, with feature_stats.safetensors (required)."""
     text_encoder: str = "minilm"
@@ -55,13 +56,25 @@ def main(argv: list[str] | None = None) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     motion_vae = MotionVAE.from_pretrained(config.motion_vae).to(device)
     representation = get_representation(motion_vae.config.representation)
-    stats = FeatureStats.load(Path(config.motion_vae) / "feature_stats.safetensors", dim=representation.dim,
-                              representation=representation.name)
+    stats = FeatureStats.load(
+        Path(config.motion_vae) / "feature_stats.safetensors",
+        dim=representation.dim,
+        representation=representation.name,
+    )
     video_vae = None if config.video_vae.lower() == "none" else load_pretrained_video_vae(config.video_vae).to(device)
     text_encoder = TextEncoder.load(config.text_encoder).to(device)
     dataset = build_clip_dataset(config.data_root, config.split, need_video=video_vae is not None)
-    index = cache_latents(dataset, config.output_dir, video_vae, motion_vae, text_encoder, representation, stats,
-                          config.batch_size, config.shard_size)
+    index = cache_latents(
+        dataset,
+        config.output_dir,
+        video_vae,
+        motion_vae,
+        text_encoder,
+        representation,
+        stats,
+        config.batch_size,
+        config.shard_size,
+    )
     print(f"cached {len(dataset)} clips: {index}")
 
 

@@ -83,9 +83,14 @@ class EpochBatchSampler(Sampler[list[int]]):
     `start_batch` with exactly the batches the uninterrupted run would have seen. With several processes each takes
     its share of every global batch (`rank`::`world_size`)."""
 
-    def __init__(self, num_items: int, batch_size: int, seed: int = 0, start_batch: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self, num_items: int, batch_size: int, seed: int = 0, start_batch: int = 0, rank: int = 0, world_size: int = 1
+    ):
         if batch_size * world_size > num_items:
-            raise ValueError(f"a global batch of {batch_size * world_size} needs at least that many items, the data set has {num_items}")
+            raise ValueError(
+                f"a global batch of {batch_size * world_size} needs at least that many items, "
+                f"the data set has {num_items}"
+            )
         self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
         self.start_batch, self.rank, self.world_size = start_batch, rank, world_size
         self.batches_per_epoch = num_items // (batch_size * world_size)
@@ -97,7 +102,9 @@ class EpochBatchSampler(Sampler[list[int]]):
         while True:
             if batch // self.batches_per_epoch != epoch:
                 epoch = batch // self.batches_per_epoch
-                order = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).tolist()
+                order = torch.randperm(
+                    self.num_items, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+                ).tolist()
             start = (batch % self.batches_per_epoch) * global_size
             yield order[start : start + global_size][self.rank :: self.world_size]
             batch += 1
@@ -118,7 +125,7 @@ def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.glob(f"{CHECKPOINT_PREFIX}*") if (p / "trainer_state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
 
 
 def save_checkpoint(accelerator, config, step: int, keep: int) -> Path:
@@ -167,10 +174,15 @@ def make_accelerator(config):
     return accelerator
 
 
-def make_optimizer(model: torch.nn.Module, config) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def make_optimizer(
+    model: torch.nn.Module, config
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW with a linear warmup, a constant learning rate and an optional linear decay (`learning_rate_factor`)."""
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.weight_decay
+        model.parameters(),
+        lr=config.learning_rate,
+        betas=(config.adam_beta1, config.adam_beta2),
+        weight_decay=config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(config, step))
     return optimizer, scheduler
@@ -191,7 +203,9 @@ def make_loader(dataset: Dataset, config, start_batch: int, accelerator, collate
     sampler = EpochBatchSampler(
         len(dataset), config.batch_size, config.seed, start_batch, accelerator.process_index, accelerator.num_processes
     )
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers, collate_fn=collate_fn)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=config.num_workers, collate_fn=collate_fn
+    )
 
 
 class LossLog:
@@ -236,9 +250,9 @@ def read_log(output_dir: str | Path) -> list[dict]:
 
 
 def build_clip_dataset(data_root: str, split: str, need_video: bool = True) -> Dataset:
-    """The EgoWorld clip data set of `data_root` / `split` (items: the layout of design "Time layout", see `egotwin.data.dataset`),
-    or `SyntheticClips` for `data_root` = 'synthetic:N' (the split picks the seed, so train and val differ).
-    `need_video=False` (stages that read motion and text only) also accepts motion-only clips."""
+    """The EgoWorld clip data set of `data_root` / `split` (items: the layout of design "Time layout", see
+    `egotwin.data.dataset`), or `SyntheticClips` for `data_root` = 'synthetic:N' (the split picks the seed, so train and
+    val differ). `need_video=False` (stages that read motion and text only) also accepts motion-only clips."""
     if not data_root:
         raise ValueError("data_root is not set: point it at an EgoWorld clip folder (or 'synthetic:N' for a smoke run)")
     if data_root.startswith("synthetic:"):

@@ -116,11 +116,15 @@ def open_caches(config: DiffusionTrainConfig) -> LatentCaches:
     caches = LatentCaches(train, val, train.index)
     if config.representation and config.representation != caches.representation:
         raise ValueError(
-            f"the config expects the '{config.representation}' motion representation, but the cache {root / config.train_split} "
+            f"the config expects the '{config.representation}' motion representation, "
+            f"but the cache {root / config.train_split} "
             f"was made with '{caches.representation}'"
         )
     if val is not None and val.index["motion_vae"] != train.index["motion_vae"]:
-        raise ValueError(f"train and val caches were made with different motion VAEs: {train.index['motion_vae']} vs {val.index['motion_vae']}")
+        raise ValueError(
+            f"train and val caches were made with different motion VAEs: "
+            f"{train.index['motion_vae']} vs {val.index['motion_vae']}"
+        )
     return caches
 
 
@@ -154,7 +158,9 @@ class _EpochBatches(Sampler[list[tuple[int, int]]]):
         return len(self.sampler)
 
 
-def make_latent_loader(latents: LatentDataset, config: DiffusionTrainConfig, start_batch: int, accelerator) -> DataLoader:
+def make_latent_loader(
+    latents: LatentDataset, config: DiffusionTrainConfig, start_batch: int, accelerator
+) -> DataLoader:
     """Batches of the training cache in `EpochBatchSampler` order from `start_batch`, this rank's share only (not passed
     through `accelerator.prepare`, whose own sharding would not know the resume position)."""
     sampler = EpochBatchSampler(
@@ -182,7 +188,9 @@ def clip_generators(config: DiffusionTrainConfig, step: int, accelerator) -> lis
     batch, so a run on N processes trains the same weights as one process with N times the batch."""
     world, rank = accelerator.num_processes, accelerator.process_index
     places = range(rank, config.batch_size * world, world)  # EpochBatchSampler's share of rank `rank`
-    return [step_generator(config.seed, step * config.batch_size * world + place, accelerator.device) for place in places]
+    return [
+        step_generator(config.seed, step * config.batch_size * world + place, accelerator.device) for place in places
+    ]
 
 
 # ----------------------------------------------------------------------------------------------------- model
@@ -204,7 +212,9 @@ def build_stage_transformer(
     if not config.cogvideox_folder:
         model = build_transformer(config.preset, **{**sizes, **overrides})
     else:
-        motion_config = {key: value for key, value in transformer_config(config.preset).items() if key.startswith("motion_")}
+        motion_config = {
+            key: value for key, value in transformer_config(config.preset).items() if key.startswith("motion_")
+        }
         motion_config.update(motion_in_channels=sizes["motion_in_channels"], **overrides)
         model = EgoTwinTransformer3DModel.from_cogvideox(config.cogvideox_folder, **motion_config)
     check_cache_fits(model, caches, with_video)
@@ -232,7 +242,10 @@ def check_cache_fits(model: EgoTwinTransformer3DModel, caches: LatentCaches, wit
     }
     if with_video and index["video_vae"] is not None:
         wanted["video latent channels"] = (model.config.in_channels, index["video_vae"]["latent_channels"])
-        wanted["video latent size"] = ((model.config.sample_height, model.config.sample_width), caches.video_latent_size)
+        wanted["video latent size"] = (
+            (model.config.sample_height, model.config.sample_width),
+            caches.video_latent_size,
+        )
     wrong = [f"{name}: transformer {a}, cache {b}" for name, (a, b) in wanted.items() if a != b]
     if wrong:
         raise ValueError("the latent cache does not fit the transformer (" + "; ".join(wrong) + ")")
@@ -277,7 +290,8 @@ class TrainingEMA(EMAModel):
         super().load_state_dict(state_dict)
         self.shadow_params = [
             distribute_tensor(whole.to(shard.device), shard.device_mesh, shard.placements)
-            if isinstance(shard, DTensor) else whole
+            if isinstance(shard, DTensor)
+            else whole
             for whole, shard in zip(self.shadow_params, shards)
         ]
 
@@ -325,7 +339,11 @@ def gathered_weights(accelerator, model, ema: TrainingEMA | None, trained_names:
 # ------------------------------------------------------------------------------------------------- training
 @torch.no_grad()
 def validation_loss(
-    model: EgoTwinTransformer3DModel, val: LatentDataset, config: DiffusionTrainConfig, with_video: bool, shared_timestep: bool
+    model: EgoTwinTransformer3DModel,
+    val: LatentDataset,
+    config: DiffusionTrainConfig,
+    with_video: bool,
+    shared_timestep: bool,
 ) -> dict[str, float]:
     """Diffusion loss on the first `val_batches` batches of the val cache (posterior means, no text dropout), each clip
     with noise and timesteps from a fixed seed of its own, so values from different steps and runs (and batch sizes)
@@ -334,14 +352,27 @@ def validation_loss(
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
     batches = 0
-    for batches, start in enumerate(range(0, min(len(val), config.val_batches * config.batch_size), config.batch_size), 1):
+    for batches, start in enumerate(
+        range(0, min(len(val), config.val_batches * config.batch_size), config.batch_size), 1
+    ):
         items = [val[i] for i in range(start, min(start + config.batch_size, len(val)))]
-        keys = ("video_latents", "motion_latents", "text_embeddings") if with_video else ("motion_latents", "text_embeddings")
+        keys = (
+            ("video_latents", "motion_latents", "text_embeddings")
+            if with_video
+            else ("motion_latents", "text_embeddings")
+        )
         batch = {key: torch.stack([item[key] for item in items]).to(device) for key in keys}
-        generators = [torch.Generator(device).manual_seed(config.seed * 1_000_003 + i) for i in range(start, start + len(items))]
+        generators = [
+            torch.Generator(device).manual_seed(config.seed * 1_000_003 + i) for i in range(start, start + len(items))
+        ]
         out = diffusion_loss(
-            model, scheduler, batch["text_embeddings"], batch["video_latents"] if with_video else None,
-            batch["motion_latents"], shared_timestep, generators,
+            model,
+            scheduler,
+            batch["text_embeddings"],
+            batch["video_latents"] if with_video else None,
+            batch["motion_latents"],
+            shared_timestep,
+            generators,
         )
         for key in ("loss", "video_loss", "motion_loss"):
             if getattr(out, key) is not None:
@@ -361,7 +392,12 @@ def export_transformer(
             twin = EgoTwinTransformer3DModel.from_config(accelerator.unwrap_model(model).config)
         twin.load_state_dict(state, assign=True)
         twin.save_pretrained(folder)
-        run = {"step": step, "ema": ema is not None, "config": dataclasses.asdict(config), "latents": caches.description()}
+        run = {
+            "step": step,
+            "ema": ema is not None,
+            "config": dataclasses.asdict(config),
+            "latents": caches.description(),
+        }
         (folder / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
     accelerator.wait_for_everyone()
     return folder
@@ -396,13 +432,16 @@ def fit(
         model.enable_gradient_checkpointing()
 
     # 2. Optimiser, engine, EMA and the state of an interrupted run
-    optimizer = torch.optim.AdamW(param_groups, betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        param_groups, betas=(config.adam_beta1, config.adam_beta2), weight_decay=config.weight_decay
+    )
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(config, step))
     # The schedule counts optimizer steps whatever the number of processes, so it stays out of `prepare` (which would
     # step it once per process); it is checkpointed as a custom object instead.
     accelerator.register_for_checkpointing(lr_scheduler)
     if accelerator.state.deepspeed_plugin is not None:
-        # DeepSpeed takes the micro batch from a prepared DataLoader; ours stays out of `prepare` (see make_latent_loader)
+        # DeepSpeed takes the micro batch from a prepared DataLoader; ours stays out of `prepare`
+        # (see make_latent_loader)
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
@@ -435,7 +474,9 @@ def fit(
         if step >= config.max_steps:
             break
         generators = clip_generators(config, step, accelerator)
-        text, dropped = apply_text_dropout(batch["text_embeddings"].to(accelerator.device), null_text, config.text_dropout, generators)
+        text, dropped = apply_text_dropout(
+            batch["text_embeddings"].to(accelerator.device), null_text, config.text_dropout, generators
+        )
         out = diffusion_loss(
             model,
             scheduler,
@@ -455,7 +496,11 @@ def fit(
             ema.step(trained)
         step += 1
         seen += batch["clip_id"]
-        values = {"loss": out.loss.detach(), "motion_loss": out.motion_loss.detach(), "text_dropped": dropped.float().mean()}
+        values = {
+            "loss": out.loss.detach(),
+            "motion_loss": out.motion_loss.detach(),
+            "text_dropped": dropped.float().mean(),
+        }
         values |= {"video_loss": out.video_loss.detach()} if with_video else {}
         # the whole global batch's means (the processes hold equal shares), as one process with that batch logs them
         log.add(dict(zip(values, accelerator.reduce(torch.stack(list(values.values())), reduction="mean"))))
@@ -476,8 +521,10 @@ def fit(
             "rank": accelerator.process_index,
             "step": step,
             "parameters_sha256": parameters_sha256(unwrapped),
-            "parameters_held": sum(param.to_local().numel() if isinstance(param, DTensor) else param.numel()
-                                   for param in unwrapped.parameters()),  # this process's share under FSDP
+            "parameters_held": sum(
+                param.to_local().numel() if isinstance(param, DTensor) else param.numel()
+                for param in unwrapped.parameters()
+            ),  # this process's share under FSDP
             "clip_ids": seen,
         }
         (folder / f"rank_{accelerator.process_index:02d}.json").write_text(json.dumps(report) + "\n")

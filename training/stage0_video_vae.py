@@ -1,4 +1,5 @@
-"""Stage 0: train the small CogVideoX video VAE on EgoWorld video (design "Training stages"; full scale loads a pretrained one).
+"""Stage 0: train the small CogVideoX video VAE on EgoWorld video (design "Training stages"; full scale loads a
+pretrained one).
 
     python -m training.stage0_video_vae --config training/configs/stage0_video_vae.json --data_root DATA
 
@@ -68,7 +69,8 @@ class Stage0Config(TrainConfig):
     The VAE is fully convolutional, so crops teach it the same filters at a fraction of the cost per step; the held-out
     PSNR is measured on whole frames."""
     val_clips: int = 64
-    """Held-out PSNR over the first N clips of the val split (0: all); a whole-clip decode costs about a second on CPU."""
+    """Held-out PSNR over the first N clips of the val split (0: all); a whole-clip decode costs about a second on
+    CPU."""
     scaling_batches: int = 8
     """Training batches whose latents set the scaling factor at export."""
     init_from: str = ""
@@ -85,7 +87,8 @@ def collate_video(items: list[dict]) -> torch.Tensor:
 
 
 def temporal_crop(video: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
-    """A random window of `frames` (4k+1) frames of a batch (B, 3, T, H, W), the same for the whole batch; 0 or >= T: all."""
+    """A random window of `frames` (4k+1) frames of a batch (B, 3, T, H, W), the same for the whole batch; 0 or >= T:
+    all."""
     if frames <= 0 or frames >= video.shape[2]:
         return video
     if (frames - 1) % 4:
@@ -186,8 +189,15 @@ def train(config: Stage0Config, dataset: Dataset, val_dataset: Dataset | None = 
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        log.add({"loss": loss.detach(), "l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach(),
-                 "psnr_db": psnr(reconstruction.detach(), video).mean()})
+        log.add(
+            {
+                "loss": loss.detach(),
+                "l1": l1.detach(),
+                "mse": mse.detach(),
+                "kl": kl.detach(),
+                "psnr_db": psnr(reconstruction.detach(), video).mean(),
+            }
+        )
         if step % config.log_every == 0 or step == config.max_steps:
             log.write(step, {"lr": scheduler.get_last_lr()[0]})
         if step % config.checkpoint_every == 0 or step == config.max_steps:
@@ -198,8 +208,10 @@ def train(config: Stage0Config, dataset: Dataset, val_dataset: Dataset | None = 
     if accelerator.is_main_process:
         if not config.train_decoder_only:  # a decoder fine-tune keeps the encoder, so its scaling factor too
             with torch.no_grad():
-                batches = [collate_video([dataset[i] for i in range(b * config.batch_size, (b + 1) * config.batch_size)])
-                           for b in range(min(config.scaling_batches, len(dataset) // config.batch_size))]
+                batches = [
+                    collate_video([dataset[i] for i in range(b * config.batch_size, (b + 1) * config.batch_size)])
+                    for b in range(min(config.scaling_batches, len(dataset) // config.batch_size))
+                ]
                 latents = torch.cat([model.encode(v.to(accelerator.device)).latent_dist.mode() for v in batches])
             scale = latent_scaling_factor(latents)
             if not math.isfinite(scale):

@@ -1,5 +1,5 @@
-"""Stage 2: text-to-motion pretraining (design "Training stages"): text and motion tokens only (no video tokens), 10% text
-dropout, the motion diffusion loss; the motion branch trains and the text branch stays frozen.
+"""Stage 2: text-to-motion pretraining (design "Training stages"): text and motion tokens only (no video tokens), 10%
+text dropout, the motion diffusion loss; the motion branch trains and the text branch stays frozen.
 
     python -m training.stage2_t2m --config training/configs/stage2_t2m.json --latents CACHE --output_dir runs/stage2_t2m
 

@@ -1,7 +1,8 @@
-"""Stage 3: joint text-video-motion training (design "Training stages"): asynchronous timesteps, the structured attention mask,
-10% text dropout, video + motion diffusion loss; all weights train.
+"""Stage 3: joint text-video-motion training (design "Training stages"): asynchronous timesteps, the structured
+attention mask, 10% text dropout, video + motion diffusion loss; all weights train.
 
-    python -m training.stage3_joint --config training/configs/stage3_joint.json --latents CACHE --output_dir runs/stage3_joint
+    python -m training.stage3_joint --config training/configs/stage3_joint.json --latents CACHE \
+        --output_dir runs/stage3_joint
 
 The transformer starts from stage 2's export (`init_from` = its `transformer` folder) or, without one, from
 `cogvideox_folder` (or the preset's random init) with a fresh motion branch. CogVideoX's recipe: AdamW with betas
@@ -42,7 +43,8 @@ class Stage3Config(DiffusionTrainConfig):
 
     output_dir: str = "runs/stage3_joint"
     init_from: str = ""
-    """A stage-2 `transformer` folder to start from ('' = `cogvideox_folder` or the preset, with a fresh motion branch)."""
+    """A stage-2 `transformer` folder to start from ('' = `cogvideox_folder` or the preset, with a fresh motion
+    branch)."""
     learning_rate: float = 1e-4
     """Learning rate of the pretrained (text/video) weights."""
     motion_learning_rate: float = 0.0
@@ -74,7 +76,11 @@ def load_transformer(config: Stage3Config, caches: LatentCaches) -> EgoTwinTrans
     `build_stage_transformer`)."""
     if not config.init_from:
         # the latent size comes from the cache there; CogVideoX weights come with their own layout
-        patch = {} if config.cogvideox_folder else {"patch_size": video_layout(config, caches, transformer_config(config.preset))["patch_size"]}
+        patch = (
+            {}
+            if config.cogvideox_folder
+            else {"patch_size": video_layout(config, caches, transformer_config(config.preset))["patch_size"]}
+        )
         return build_stage_transformer(config, caches, with_video=True, full_attention=config.full_attention, **patch)
     check_same_motion_vae(config, caches)
     init_config = EgoTwinTransformer3DModel.load_config(config.init_from)
@@ -85,14 +91,26 @@ def load_transformer(config: Stage3Config, caches: LatentCaches) -> EgoTwinTrans
         # patch_embed.proj and proj_out, which keep the fresh model's initialisation. The init is read as weights,
         # never built in its own layout (which may be one the model now refuses: a patch wider than the model).
         weights = read_weights(config.init_from)
-        model = EgoTwinTransformer3DModel.from_config({**init_config, **changed, "full_attention": config.full_attention})
-        fresh = [name for name, tensor in model.state_dict().items() if name in weights and tensor.shape != weights[name].shape]
-        loaded = model.load_state_dict({name: tensor for name, tensor in weights.items() if name not in fresh}, strict=False)
+        model = EgoTwinTransformer3DModel.from_config(
+            {**init_config, **changed, "full_attention": config.full_attention}
+        )
+        fresh = [
+            name
+            for name, tensor in model.state_dict().items()
+            if name in weights and tensor.shape != weights[name].shape
+        ]
+        loaded = model.load_state_dict(
+            {name: tensor for name, tensor in weights.items() if name not in fresh}, strict=False
+        )
         if loaded.unexpected_keys or set(loaded.missing_keys) != set(fresh):
-            raise ValueError(f"{config.init_from}: weights do not match its config (missing {loaded.missing_keys}, "
-                             f"unexpected {loaded.unexpected_keys})")
-        print(f"video layout of {config.init_from} changed to {layout}"
-              + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+            raise ValueError(
+                f"{config.init_from}: weights do not match its config (missing {loaded.missing_keys}, "
+                f"unexpected {loaded.unexpected_keys})"
+            )
+        print(
+            f"video layout of {config.init_from} changed to {layout}"
+            + (f"; fresh: {', '.join(fresh)}" if fresh else "")
+        )
     else:
         model = EgoTwinTransformer3DModel.from_pretrained(config.init_from, full_attention=config.full_attention)
     check_cache_fits(model, caches, with_video=True)
@@ -122,7 +140,11 @@ def read_weights(folder: str | Path) -> dict[str, torch.Tensor]:
     building the model."""
     folder = Path(folder)
     index = folder / SAFE_WEIGHTS_INDEX_NAME
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else [SAFETENSORS_WEIGHTS_NAME]
+    files = (
+        sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if index.is_file()
+        else [SAFETENSORS_WEIGHTS_NAME]
+    )
     weights: dict[str, torch.Tensor] = {}
     for name in files:
         weights.update(load_file(folder / name))

@@ -18,8 +18,9 @@ CAPTIONS = ("walk to the red table", "turn left and open the door", "look around
 
 
 class SyntheticClips(Dataset):
-    """`num_clips` items: "video" (3, num_video_frames, size, size) in [-1, 1], "trans" (T, 3), "global_orient" (T, 3, 3),
-    "body_pose" (T, 21, 3, 3), "rest_joints" (22, 3), "caption", "clip_id", with T = 2 * num_video_frames - 1."""
+    """`num_clips` items: "video" (3, num_video_frames, size, size) in [-1, 1], "trans" (T, 3), "global_orient"
+    (T, 3, 3), "body_pose" (T, 21, 3, 3), "rest_joints" (22, 3), "caption", "clip_id", with
+    T = 2 * num_video_frames - 1."""
 
     def __init__(self, num_clips: int, size: int = 64, num_video_frames: int = 41, seed: int = 0):
         self.num_clips, self.size, self.num_video_frames, self.seed = num_clips, size, num_video_frames, seed

@@ -49,7 +49,8 @@ FOOT_JOINTS = (LEFT_ANKLE, RIGHT_ANKLE, LEFT_FOOT, RIGHT_FOOT)
 
 
 def chain_to_root(joint: int) -> list[int]:
-    """Joint indices from the root down to `joint`, both included (e.g. head: pelvis, spine1, spine2, spine3, neck, head)."""
+    """Joint indices from the root down to `joint`, both included (e.g. head: pelvis, spine1, spine2, spine3, neck,
+    head)."""
     chain = []
     while joint != -1:
         chain.append(joint)

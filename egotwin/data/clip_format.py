@@ -8,7 +8,8 @@
     DIR/<split>/<clip_id>/caption.txt  the caption, one line
     DIR/<split>/<clip_id>/world.npz    optional, synthetic clips only: door_angles (41, D), door_names (D,)
 
-This is also the format of user data: any source (real data included) that writes these files is readable by `egotwin.data.dataset.ClipDataset`.
+This is also the format of user data: any source (real data included) that writes these files is readable by
+`egotwin.data.dataset.ClipDataset`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,18 @@ import numpy as np
 from egotwin.data.constants import MOTION_FPS, NUM_MOTION_FRAMES, NUM_VIDEO_FRAMES, SPLITS, VIDEO_FPS
 from egotwin.motion.motion import Motion, MotionFileError
 
-__all__ = ["NUM_MOTION_FRAMES", "NUM_VIDEO_FRAMES", "SPLITS", "VIDEO_FPS", "ClipFormatError", "read_clip", "read_video",
-           "read_metadata", "write_clip", "write_video"]
+__all__ = [
+    "NUM_MOTION_FRAMES",
+    "NUM_VIDEO_FRAMES",
+    "SPLITS",
+    "VIDEO_FPS",
+    "ClipFormatError",
+    "read_clip",
+    "read_video",
+    "read_metadata",
+    "write_clip",
+    "write_video",
+]
 # fixed encoder settings: a single x264 thread makes the bitstream a pure function of the frames (deterministic)
 FFMPEG_PARAMS = [
     "-crf",

@@ -1,4 +1,5 @@
-"""`ClipDataset`: the torch Dataset over the clip format (docs/clip_format.md), in the tensor layout of design "Time layout".
+"""`ClipDataset`: the torch Dataset over the clip format (docs/clip_format.md), in the tensor layout of design
+"Time layout".
 
 Each item is a dict:
     video            float32 (3, 41, H, W) in [-1, 1]   channel first, time second (CogVideoX VAE input without batch)
@@ -60,7 +61,8 @@ class ClipDataset(Dataset):
         motion_only = [r["clip_id"] for r in records if not has_video(r)]
         if need_video and motion_only:
             raise ClipFormatError(
-                f"{self.root / 'metadata.jsonl'}: {len(motion_only)} motion-only clips (e.g. {motion_only[0]}, no video); "
+                f"{self.root / 'metadata.jsonl'}: {len(motion_only)} motion-only clips "
+                f"(e.g. {motion_only[0]}, no video); "
                 "this stage needs video: convert them with video, or use a stage that reads motion and text only"
             )
         if on_error == "raise":

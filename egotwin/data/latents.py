@@ -6,8 +6,9 @@ Layout of a cache folder:
   the video VAE's scaling factor, the motion representation, the text encoder's name, width and length).
 - `shard_XXXXX.safetensors`: per shard of up to `shard_size` items, stacked along dim 0:
   `video_mean`, `video_std` (N, T', 16, h, w), already multiplied by the video VAE's scaling factor (the transformer's
-  layout); `motion_mean`, `motion_std` (N, k+1, C), multiplied by the motion VAE's scaling factor; video latent frame 0 is the
-  latent of the start frame encoded alone, as the pipeline encodes I0; `text_embeddings` (N, L, D); `text_mask` (N, L) uint8.
+  layout); `motion_mean`, `motion_std` (N, k+1, C), multiplied by the motion VAE's scaling factor; video latent frame 0
+  is the latent of the start frame encoded alone, as the pipeline encodes I0; `text_embeddings` (N, L, D); `text_mask`
+  (N, L) uint8.
   A motion-only cache (made without a video VAE, enough for stage 2) has no `video_*` tensors and `"video_vae": null`
   in its index.
 - `null_text.safetensors`: the embedding and mask of the empty prompt "", for text dropout.
@@ -45,7 +46,10 @@ def clip_motion(item: dict) -> Motion:
     """The canonicalised `Motion` of a clip item ("trans", "global_orient", "body_pose", "rest_joints"): frame 0's
     head above the origin, facing +z (design "Head-centric motion")."""
     motion = Motion(
-        trans=item["trans"], global_orient=item["global_orient"], body_pose=item["body_pose"], rest_joints=item["rest_joints"]
+        trans=item["trans"],
+        global_orient=item["global_orient"],
+        body_pose=item["body_pose"],
+        rest_joints=item["rest_joints"],
     )
     return motion.canonicalize()[0]
 
@@ -117,14 +121,19 @@ def cache_latents(
                 "text_mask": mask.to(torch.uint8).cpu(),
             }
         )
-        items += [{"clip_id": str(item.get("clip_id", start + i)), "caption": item["caption"]} for i, item in enumerate(batch)]
+        items += [
+            {"clip_id": str(item.get("clip_id", start + i)), "caption": item["caption"]} for i, item in enumerate(batch)
+        ]
         if sum(len(p["text_mask"]) for p in pending) >= shard_size:
             flush()
     if pending:
         flush()
 
     null_embeddings, null_mask = text_encoder.encode([""])
-    save_file({"text_embeddings": null_embeddings[0].cpu(), "text_mask": null_mask[0].to(torch.uint8).cpu()}, str(output_dir / NULL_TEXT_FILE))
+    save_file(
+        {"text_embeddings": null_embeddings[0].cpu(), "text_mask": null_mask[0].to(torch.uint8).cpu()},
+        str(output_dir / NULL_TEXT_FILE),
+    )
     stats.save(output_dir / STATS_FILE)
     index = {
         "num_items": len(items),
@@ -171,7 +180,9 @@ class LatentDataset(Dataset):
     def __init__(self, root: str | Path, sample_posterior: bool = True, seed: int = 0):
         self.root = Path(root)
         if not (self.root / INDEX_FILE).is_file():
-            raise FileNotFoundError(f"{self.root}: not a latent cache (no {INDEX_FILE}); build one with training.cache_latents")
+            raise FileNotFoundError(
+                f"{self.root}: not a latent cache (no {INDEX_FILE}); build one with training.cache_latents"
+            )
         self.index = json.loads((self.root / INDEX_FILE).read_text())
         self.sample_posterior, self.seed, self.epoch = sample_posterior, seed, 0
         self._handles: dict[str, object] = {}

@@ -1,10 +1,12 @@
-"""The causal motion VAE (the paper's stage 1, design "Tokenizers"): 4k+1 motion frames (B, T, D) -> k+1 latents (B, k+1, C).
+"""The causal motion VAE (the paper's stage 1, design "Tokenizers"): 4k+1 motion frames (B, T, D) -> k+1 latents
+(B, k+1, C).
 
 Every convolution is a 1D convolution padded on the left only, and the two 2x temporal downsamplings map
-4k+1 -> 2k+1 -> k+1 with frame 0 kept apart (a stride-2 kernel-3 convolution with two frames of left padding puts frame 0
-alone in output 0), so latent 0 depends on frame 0 (the initial pose P0) only and latent j on frames <= 4j: motion latent j
-never sees the future, like CogVideoX's causal video VAE. The decoder mirrors it: the upsampling repeats every latent but
-the first twice (k+1 -> 2k+1 -> 4k+1), so decoded frame t depends on latents <= ceil(t / 4) only.
+4k+1 -> 2k+1 -> k+1 with frame 0 kept apart (a stride-2 kernel-3 convolution with two frames of left padding puts
+frame 0 alone in output 0), so latent 0 depends on frame 0 (the initial pose P0) only and latent j on frames <= 4j:
+motion latent j never sees the future, like CogVideoX's causal video VAE. The decoder mirrors it: the upsampling
+repeats every latent but the first twice (k+1 -> 2k+1 -> 4k+1), so decoded frame t depends on latents <= ceil(t / 4)
+only.
 
 Normalisation is a LayerNorm over channels at each time step: a GroupNorm (as in image VAEs) would pool statistics over
 the whole sequence and leak the future into the past.
@@ -74,7 +76,8 @@ class MotionVAEOutput(BaseOutput):
 
 
 class CausalConv1d(nn.Conv1d):
-    """Conv1d on (B, C, T) padded with (kernel_size - 1) zeros on the left only, so output t sees inputs <= t * stride."""
+    """Conv1d on (B, C, T) padded with (kernel_size - 1) zeros on the left only, so output t sees
+    inputs <= t * stride."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
@@ -135,7 +138,14 @@ class CausalUpsample1D(nn.Module):
 class CausalMotionEncoder(nn.Module):
     """(B, D, 4k+1) -> Gaussian parameters (B, 2C, k+1)."""
 
-    def __init__(self, in_channels: int, block_out_channels: tuple[int, ...], layers_per_block: int, latent_channels: int, dropout: float):
+    def __init__(
+        self,
+        in_channels: int,
+        block_out_channels: tuple[int, ...],
+        layers_per_block: int,
+        latent_channels: int,
+        dropout: float,
+    ):
         super().__init__()
         self.conv_in = CausalConv1d(in_channels, block_out_channels[0])
         blocks, channels = [], block_out_channels[0]
@@ -156,7 +166,14 @@ class CausalMotionEncoder(nn.Module):
 class CausalMotionDecoder(nn.Module):
     """(B, C, k+1) -> (B, D, 4k+1), the encoder's mirror image."""
 
-    def __init__(self, out_channels: int, block_out_channels: tuple[int, ...], layers_per_block: int, latent_channels: int, dropout: float):
+    def __init__(
+        self,
+        out_channels: int,
+        block_out_channels: tuple[int, ...],
+        layers_per_block: int,
+        latent_channels: int,
+        dropout: float,
+    ):
         super().__init__()
         widths = tuple(reversed(block_out_channels))
         self.conv_in = CausalConv1d(latent_channels, widths[0])
@@ -196,7 +213,9 @@ class MotionVAE(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         if len(block_out_channels) != 2:
-            raise ValueError(f"the motion VAE has exactly two 2x temporal stages, got block_out_channels={block_out_channels}")
+            raise ValueError(
+                f"the motion VAE has exactly two 2x temporal stages, got block_out_channels={block_out_channels}"
+            )
         block_out_channels = tuple(block_out_channels)
         self.encoder = CausalMotionEncoder(in_channels, block_out_channels, layers_per_block, latent_channels, dropout)
         self.decoder = CausalMotionDecoder(in_channels, block_out_channels, layers_per_block, latent_channels, dropout)
@@ -213,7 +232,9 @@ class MotionVAE(ModelMixin, ConfigMixin):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents (B, k+1, C) -> z-scored features (B, 4k+1, D)."""
         if latents.ndim != 3 or latents.shape[-1] != self.config.latent_channels:
-            raise ValueError(f"motion latents must be (B, T', {self.config.latent_channels}), got {tuple(latents.shape)}")
+            raise ValueError(
+                f"motion latents must be (B, T', {self.config.latent_channels}), got {tuple(latents.shape)}"
+            )
         return self.decoder(latents.transpose(1, 2)).transpose(1, 2)
 
     def forward(
@@ -242,7 +263,9 @@ def motion_vae_loss(
     terms = {}
     for name, index in loss_groups.items():
         index = index.to(target.device)
-        terms[f"recon/{name}"] = F.smooth_l1_loss(reconstruction.index_select(-1, index), target.index_select(-1, index))
+        terms[f"recon/{name}"] = F.smooth_l1_loss(
+            reconstruction.index_select(-1, index), target.index_select(-1, index)
+        )
     recon = torch.stack(list(terms.values())).mean()
     kl = posterior.kl().mean()
     loss = recon + kl_weight * kl

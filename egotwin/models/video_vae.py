@@ -1,4 +1,5 @@
-"""The video VAE: diffusers' `AutoencoderKLCogVideoX` (design "Tokenizers"), small or pretrained, and the latent layout helpers.
+"""The video VAE: diffusers' `AutoencoderKLCogVideoX` (design "Tokenizers"), small or pretrained, and the latent layout
+helpers.
 
 Full scale loads the pretrained CogVideoX VAE from a local diffusers folder, frozen, with tiling and slicing to bound
 memory. The small embedded model is a small configuration of the same class (4x temporal compression and 16 latent
@@ -112,7 +113,8 @@ def encode_video_distribution(vae: AutoencoderKLCogVideoX, video: torch.Tensor) 
 def encode_video(
     vae: AutoencoderKLCogVideoX, video: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Video (B, 3, T, H, W) in [-1, 1] -> scaled latents (B, T', C, h, w): the posterior mean, or a draw when `sample`."""
+    """Video (B, 3, T, H, W) in [-1, 1] -> scaled latents (B, T', C, h, w): the posterior mean, or a draw when
+    `sample`."""
     mean, std = encode_video_distribution(vae, video)
     if not sample:
         return mean
@@ -122,7 +124,9 @@ def encode_video(
 def decode_video(vae: AutoencoderKLCogVideoX, latents: torch.Tensor) -> torch.Tensor:
     """Scaled latents (B, T', C, h, w) -> video (B, 3, T, H, W), nominally in [-1, 1] (not clamped)."""
     if latents.ndim != 5 or latents.shape[2] != vae.config.latent_channels:
-        raise ValueError(f"video latents must be (B, T', {vae.config.latent_channels}, h, w), got {tuple(latents.shape)}")
+        raise ValueError(
+            f"video latents must be (B, T', {vae.config.latent_channels}, h, w), got {tuple(latents.shape)}"
+        )
     return vae.decode(latents.transpose(1, 2).to(vae.dtype) / _scale(vae)).sample
 
 
@@ -141,5 +145,6 @@ def round_trip_frames(vae: AutoencoderKLCogVideoX, frames: np.ndarray, batch_siz
 
 
 def latent_scaling_factor(latents: torch.Tensor) -> float:
-    """1 / std of unscaled latents: the factor that gives the diffusion model unit-variance latents (as SD and CogVideoX set it)."""
+    """1 / std of unscaled latents: the factor that gives the diffusion model unit-variance latents (as SD and CogVideoX
+    set it)."""
     return float(1.0 / latents.float().std())

@@ -1,4 +1,5 @@
-"""EgoTwin's head-centric motion representation (design "Head-centric motion"): everything anchored to the head, the wearer's view.
+"""EgoTwin's head-centric motion representation (design "Head-centric motion"): everything anchored to the head, the
+wearer's view.
 
 Per motion frame k (R_k, p_k: world rotation and position of the head joint; P_kj: world position of joint j):
 

@@ -150,7 +150,7 @@ class Motion:
         root_orient: torch.Tensor,
         pose_body: torch.Tensor,
         **kwargs,
-    ) -> "Motion":
+    ) -> Motion:
         """From SMPL-X's axis-angle layout: trans (T, 3), root_orient (T, 3), pose_body (T, 63) or (T, 21, 3)."""
         t = trans.shape[0]
         if root_orient.shape != (t, 3) or pose_body.shape not in ((t, 3 * NUM_BODY_JOINTS), (t, NUM_BODY_JOINTS, 3)):
@@ -166,7 +166,7 @@ class Motion:
         )
 
     @classmethod
-    def rest(cls, num_frames: int = 1, rest_joints: torch.Tensor | None = None, fps: float = MOTION_FPS) -> "Motion":
+    def rest(cls, num_frames: int = 1, rest_joints: torch.Tensor | None = None, fps: float = MOTION_FPS) -> Motion:
         """The T-pose held still, standing on the floor."""
         rest_joints = builtin_rest_joints() if rest_joints is None else rest_joints
         eye = torch.eye(3, dtype=rest_joints.dtype)
@@ -178,7 +178,7 @@ class Motion:
             fps=fps,
         )
 
-    def to(self, *args, **kwargs) -> "Motion":
+    def to(self, *args, **kwargs) -> Motion:
         """Move or cast every tensor, like `torch.Tensor.to`."""
         return replace(
             self,
@@ -189,13 +189,13 @@ class Motion:
             betas=self.betas.to(*args, **kwargs),
         )
 
-    def slice(self, start: int, stop: int | None = None) -> "Motion":
+    def slice(self, start: int, stop: int | None = None) -> Motion:
         """Frames [start, stop)."""
         s = slice(start, stop)
         return replace(self, trans=self.trans[s], global_orient=self.global_orient[s], body_pose=self.body_pose[s])
 
     # -------------------------------------------------------------------------------------------- resampling
-    def resample(self, fps: float = MOTION_FPS, max_frames: int | None = None) -> "Motion":
+    def resample(self, fps: float = MOTION_FPS, max_frames: int | None = None) -> Motion:
         """The same motion at another frame rate: positions interpolated linearly, rotations by slerp.
 
         The new frames are at times k / fps for k = 0 .. floor(duration * fps), or only the first `max_frames` of
@@ -254,7 +254,7 @@ class Motion:
         transform[:3, 3] = shift
         return transform
 
-    def transformed(self, transform: torch.Tensor) -> "Motion":
+    def transformed(self, transform: torch.Tensor) -> Motion:
         """The motion moved by a rigid (4, 4) world transform (rotation + translation): joints p -> R p + t."""
         _check_rigid_transform(transform)
         rot, shift = transform[:3, :3].to(self.trans), transform[:3, 3].to(self.trans)
@@ -262,9 +262,9 @@ class Motion:
         new_pelvis = pelvis @ rot.T + shift
         return replace(self, trans=new_pelvis - self.rest_joints[0], global_orient=rot @ self.global_orient)
 
-    def canonicalize(self) -> tuple["Motion", torch.Tensor]:
-        """The motion in its canonical frame (design "Head-centric motion") and the (4, 4) transform that was applied, so that
-        cameras and scenes recorded with it can be moved the same way."""
+    def canonicalize(self) -> tuple[Motion, torch.Tensor]:
+        """The motion in its canonical frame (design "Head-centric motion") and the (4, 4) transform that was applied,
+        so that cameras and scenes recorded with it can be moved the same way."""
         transform = self.canonical_transform()
         return self.transformed(transform), transform
 
@@ -287,7 +287,7 @@ class Motion:
     @classmethod
     def load_npz(
         cls, path: str | Path, rest_joints: torch.Tensor | None = None, dtype: torch.dtype = torch.float32
-    ) -> "Motion":
+    ) -> Motion:
         """Read an AMASS-style `.npz`.
 
         Rotations come from `root_orient` (T, 3) + `pose_body` (T, 63) or (T, 21, 3), or else from AMASS's full

@@ -1,4 +1,5 @@
-"""Z-score statistics of motion features, computed on the training split and saved next to checkpoints (design "Head-centric motion").
+"""Z-score statistics of motion features, computed on the training split and saved next to checkpoints (design
+"Head-centric motion").
 
 `FeatureStats.accumulate` streams over a data set one batch at a time, merging per-batch means and squared deviations
 in float64 (Chan et al.'s parallel form of Welford's algorithm), so neither memory nor cancellation grows with the

@@ -3,8 +3,9 @@
 A representation turns T frames of motion (parent-relative joint rotations + SMPL-X `trans` on a rest skeleton) into a
 (T, D) feature matrix and back. It knows its named parts (`parts`: name -> slice of the D features, `part_shapes`:
 name -> per-frame shape), packs and unpacks them, and groups features for the per-group losses of the motion VAE
-(`loss_groups`). Two exist: the head-centric one EgoTwin trains with (design "Head-centric motion") and the root-centric one of the
-"w/o MR" ablation. Neither canonicalises: callers put the motion in its canonical frame first (`Motion.canonicalize()`).
+(`loss_groups`). Two exist: the head-centric one EgoTwin trains with (design "Head-centric motion") and the root-centric
+one of the "w/o MR" ablation. Neither canonicalises: callers put the motion in its canonical frame first
+(`Motion.canonicalize()`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`EgoTwinPipeline`: text + start frame I0 + start pose P0 -> a 5 s egocentric video and the wearer's motion (design "Sampling and guidance").
+"""`EgoTwinPipeline`: text + start frame I0 + start pose P0 -> a 5 s egocentric video and the wearer's motion (design
+"Sampling and guidance").
 
 A diffusers `DiffusionPipeline` in the vocabulary of diffusers' CogVideoX pipeline (`check_inputs`, `encode_prompt`,
 `prepare_latents`, `decode_latents`, `__call__`, an output dataclass, `callback_on_step_end`). Its parts:
@@ -54,8 +55,12 @@ from egotwin.motion.representation import get_representation
 
 _COMPONENTS = ("transformer", "vae", "motion_vae", "scheduler")
 DTYPES = {
-    "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-    "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
 }
 """Weight dtypes by the names command lines take."""
 
@@ -68,7 +73,8 @@ def check_motion_lead(motion_lead) -> float:
 
 
 def motion_denoising_steps(mode: str, num_inference_steps: int, motion_lead: float) -> int:
-    """How many sampler steps the motion takes for `motion_lead` (see `EgoTwinPipeline.__call__`); ValueError if invalid."""
+    """How many sampler steps the motion takes for `motion_lead` (see `EgoTwinPipeline.__call__`); ValueError if
+    invalid."""
     motion_lead = check_motion_lead(motion_lead)
     if motion_lead and mode != "t2vm":
         raise ValueError(f"motion_lead is for mode 't2vm' (both generated); mode {mode!r} has one generated modality")
@@ -91,7 +97,12 @@ class _Stepper:
             return self.scheduler.step(prediction, timesteps[index], sample, return_dict=False)[0]
         previous_t = timesteps[index - 1] if index > 0 else None
         sample, self.previous_clean = self.scheduler.step(
-            prediction, self.previous_clean, timesteps[index], previous_t, sample, generator=self.generator,
+            prediction,
+            self.previous_clean,
+            timesteps[index],
+            previous_t,
+            sample,
+            generator=self.generator,
             return_dict=False,
         )
         return sample
@@ -102,7 +113,8 @@ class EgoTwinPipelineOutput(BaseOutput):
     """What a pipeline call returns.
 
     Args:
-        frames: `(41, H, W, 3)` uint8 video at 8 fps (`41 + 40 k` frames after k continuations); the given video in tv2m.
+        frames: `(41, H, W, 3)` uint8 video at 8 fps (`41 + 40 k` frames after k continuations); the given video in
+            tv2m.
         motion: the wearer's motion at 16 fps, 81 frames (`81 + 80 k`), in the canonical frame of its start pose
             (frame-0 head above the origin, facing +z), or, after continuations, in the first clip's frame.
         camera_to_world: `(41, 4, 4)` float32, the head camera (OpenCV axes) of `motion` at the video frames
@@ -164,8 +176,8 @@ class EgoTwinPipeline(DiffusionPipeline):
             )
         if transformer.config.motion_in_channels != motion_vae.config.latent_channels:
             raise ValueError(
-                f"the transformer takes {transformer.config.motion_in_channels}-channel motion latents but the motion VAE "
-                f"makes {motion_vae.config.latent_channels}"
+                f"the transformer takes {transformer.config.motion_in_channels}-channel motion latents "
+                f"but the motion VAE makes {motion_vae.config.latent_channels}"
             )
         if transformer.config.in_channels != vae.config.latent_channels:
             raise ValueError(
@@ -332,7 +344,8 @@ class EgoTwinPipeline(DiffusionPipeline):
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(
-                f"callback_on_step_end_tensor_inputs {sorted(unknown)} are not available; choose from {self._callback_tensor_inputs}"
+                f"callback_on_step_end_tensor_inputs {sorted(unknown)} are not available; "
+                f"choose from {self._callback_tensor_inputs}"
             )
 
     @staticmethod
@@ -378,7 +391,8 @@ class EgoTwinPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------------------------------ latents
     @torch.no_grad()
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """`(1, 3, T, H, W)` in [-1, 1] -> scaled video latents `(1, T', 16, h, w)`, latent 0 from frame 0 alone (O^0)."""
+        """`(1, 3, T, H, W)` in [-1, 1] -> scaled video latents `(1, T', 16, h, w)`, latent 0 from frame 0 alone
+        (O^0)."""
         latents = encode_video(self.vae, video.to(self.vae.device))
         if video.shape[2] > 1:  # O^0 as in training: the start frame encoded by itself
             latents[:, :1] = encode_video(self.vae, video[:, :, :1].to(self.vae.device))
@@ -402,7 +416,8 @@ class EgoTwinPipeline(DiffusionPipeline):
         generator: torch.Generator | None,
         device: torch.device,
     ) -> torch.Tensor:
-        """Gaussian noise of `shape` (scaled by the scheduler's initial sigma) with entry 0 the clean `clean_initial`."""
+        """Gaussian noise of `shape` (scaled by the scheduler's initial sigma) with entry 0 the clean
+        `clean_initial`."""
         noise = randn_tensor(shape, generator=generator, device=device, dtype=clean_initial.dtype)
         return replace_initial(noise * self.scheduler.init_noise_sigma, clean_initial)
 
@@ -415,7 +430,8 @@ class EgoTwinPipeline(DiffusionPipeline):
     def decode_motion_latents(
         self, motion_latents: torch.Tensor, initial_features: torch.Tensor, rest_joints: torch.Tensor
     ) -> Motion:
-        """Motion latents `(1, k+1, C)` -> `Motion` of 4k+1 frames at 16 fps on `rest_joints`, frame 0 = P0's features."""
+        """Motion latents `(1, k+1, C)` -> `Motion` of 4k+1 frames at 16 fps on `rest_joints`, frame 0 = P0's
+        features."""
         latents = (
             motion_latents.to(self.motion_vae.device, self.motion_vae.dtype) / self.motion_vae.config.scaling_factor
         )
@@ -486,11 +502,19 @@ class EgoTwinPipeline(DiffusionPipeline):
             )
         if isinstance(prompt, list):
             return self._call_batch(
-                prompt, dict(image=image, initial_pose=initial_pose, motion=motion, video=video, generator=generator),
-                dict(mode=mode, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                     motion_guidance_scale=motion_guidance_scale, video_guidance_scale=video_guidance_scale,
-                     motion_lead=motion_lead, callback_on_step_end=callback_on_step_end,
-                     callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, return_dict=return_dict),
+                prompt,
+                dict(image=image, initial_pose=initial_pose, motion=motion, video=video, generator=generator),
+                dict(
+                    mode=mode,
+                    num_inference_steps=num_inference_steps,
+                    guidance_scale=guidance_scale,
+                    motion_guidance_scale=motion_guidance_scale,
+                    video_guidance_scale=video_guidance_scale,
+                    motion_lead=motion_lead,
+                    callback_on_step_end=callback_on_step_end,
+                    callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+                    return_dict=return_dict,
+                ),
             )
         tensor_inputs = (
             ["latents"] if callback_on_step_end_tensor_inputs is None else list(callback_on_step_end_tensor_inputs)

@@ -45,7 +45,8 @@ class _Blob:
     def add(
         self, array: np.ndarray, kind: str, target: int | None = None, normalized: bool = False, bounds: bool = False
     ) -> int:
-        """Append `array` (N, ...) as one accessor of glTF type `kind` ("SCALAR", "VEC3", "MAT4", ...); return its index."""
+        """Append `array` (N, ...) as one accessor of glTF type `kind` ("SCALAR", "VEC3", "MAT4", ...); return its
+        index."""
         component = {
             np.dtype(np.float32): gltf.FLOAT,
             np.dtype(np.uint8): gltf.UNSIGNED_BYTE,

@@ -196,7 +196,11 @@ def _generate_apartment_clips(job: tuple[Path, int, int, list[int]]) -> list[dic
     for i in clip_indices:
         rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
         clip = make_clip(
-            f"s{seed}_{i:06d}", apartment, rng, renderer, _WORKER["rest_joints"],
+            f"s{seed}_{i:06d}",
+            apartment,
+            rng,
+            renderer,
+            _WORKER["rest_joints"],
             turn_speed=math.radians(config.turn_speed_deg),
         )
         records.append(save_clip(root, clip, split, f"s{seed}_apt{apartment_index:05d}"))
@@ -239,7 +243,8 @@ def generate(
     config: WorldConfig = WorldConfig(),
     progress: bool = True,
 ) -> list[dict]:
-    """Generate `num_clips` clips into `out` (see egotwin/data/clip_format.py) and write `out/metadata.jsonl`; returns the records."""
+    """Generate `num_clips` clips into `out` (see egotwin/data/clip_format.py) and write `out/metadata.jsonl`; returns
+    the records."""
     if num_clips < 1:
         raise ValueError(f"need at least one clip, got {num_clips}")
     if workers < 1:

@@ -109,8 +109,13 @@ def split_of(participant: str, config: NymeriaConfig) -> str:
 
 def overlapping(rows: list[Narration], start_s: float, end_s: float, min_overlap_s: float) -> list[Narration]:
     """Rows overlapping [start, end] by at least `min_overlap_s` (or covering all of a shorter row), in time order."""
-    return [r for r in rows if min(r.end_s, end_s) - max(r.start_s, start_s) >= min(min_overlap_s, r.end_s - r.start_s)
-            and r.end_s > start_s and r.start_s < end_s]
+    return [
+        r
+        for r in rows
+        if min(r.end_s, end_s) - max(r.start_s, start_s) >= min(min_overlap_s, r.end_s - r.start_s)
+        and r.end_s > start_s
+        and r.start_s < end_s
+    ]
 
 
 def caption_of(rows: list[Narration]) -> str:
@@ -161,12 +166,18 @@ def smpl_body(folder: Path, smpl_model: str) -> Body:
         raise ValueError("--body smpl needs --smpl_model (your SMPL_NEUTRAL model file; it is not shipped)")
     rest, lift, clearance = smpl_rest(smpl_model, fits.betas)
     fps = 1e6 * (len(fits.timestamps_us) - 1) / float(fits.timestamps_us[-1] - fits.timestamps_us[0])
+
+    def as_tensor(x):
+        return torch.from_numpy(np.ascontiguousarray(x))
+
     # the fits are stored Y-up (Nymeria's SMPL loader turns them Z-up with R = [[1,0,0],[0,0,-1],[0,1,0]]), and our
     # Z-up -> Y-up rotation is the inverse of that R: the parameters are already in our world's axes
-    as_tensor = lambda x: torch.from_numpy(np.ascontiguousarray(x))
     motion = Motion.from_axis_angle(
-        as_tensor(fits.transl - [0.0, lift, 0.0]), as_tensor(fits.global_orient), as_tensor(fits.body_pose[:, :63]),
-        rest_joints=as_tensor(rest), fps=fps,
+        as_tensor(fits.transl - [0.0, lift, 0.0]),
+        as_tensor(fits.global_orient),
+        as_tensor(fits.body_pose[:, :63]),
+        rest_joints=as_tensor(rest),
+        fps=fps,
     ).resample(MOTION_FPS)
     timecode = fits.timestamps_us[0] + np.arange(motion.num_frames) * (1e6 / MOTION_FPS)
     source = np.round((timecode - fits.timestamps_us[0]) * fps / 1e6).astype(np.int64)
@@ -195,8 +206,11 @@ def _clock(folder: Path, config: NymeriaConfig, timecode_us: np.ndarray, recordi
             from egotwin.data.nymeria.aria import HeadRecording
 
             return alignment.clock_from_recording(HeadRecording(folder / name), timecode_us), name
-    raise SequenceSkip("no_clock", f"{folder}: no {files.DATA_VRS} or {files.MOTION_VRS} to link TIME_CODE to device "
-                                   "time, and no --timecode_offset_us")
+    raise SequenceSkip(
+        "no_clock",
+        f"{folder}: no {files.DATA_VRS} or {files.MOTION_VRS} to link TIME_CODE to device "
+        "time, and no --timecode_offset_us",
+    )
 
 
 def _narrations(folder: Path, config: NymeriaConfig) -> dict[str, list[Narration]]:
@@ -218,7 +232,8 @@ def _check_narration_clock(levels: dict[str, list[Narration]], start_us: float, 
         raise SequenceSkip(
             "narration_clock_offset",
             f"{folder}/narration: {outside.sum()} of {len(starts)} narrations start more than "
-            f"{config.narration_tolerance_s:g} s outside the head recording ({start_us / 1e6:.1f}-{end_us / 1e6:.1f} s)",
+            f"{config.narration_tolerance_s:g} s outside the head recording "
+            f"({start_us / 1e6:.1f}-{end_us / 1e6:.1f} s)",
         )
 
 
@@ -296,8 +311,23 @@ def _convert(folder: Path, output_dir: Path, config: NymeriaConfig, result: Sequ
         span = slice(k0, k0 + NUM_MOTION_FRAMES)
         if device_us[span][-1] > end:
             break
-        reason, record = _clip(folder, output_dir, config, info, body, trajectory, levels, recording, camera,
-                               head_to_device, devices[span], valid[span], device_us[span], clock, k0)
+        reason, record = _clip(
+            folder,
+            output_dir,
+            config,
+            info,
+            body,
+            trajectory,
+            levels,
+            recording,
+            camera,
+            head_to_device,
+            devices[span],
+            valid[span],
+            device_us[span],
+            clock,
+            k0,
+        )
         if reason:
             dropped[reason] += 1
         else:
@@ -305,8 +335,23 @@ def _convert(folder: Path, output_dir: Path, config: NymeriaConfig, result: Sequ
     result.dropped = dict(dropped)
 
 
-def _clip(folder, output_dir, config, info, body, trajectory, levels, recording, camera, head_to_device,
-          devices, valid, device_us, clock, k0) -> tuple[str | None, dict | None]:
+def _clip(
+    folder,
+    output_dir,
+    config,
+    info,
+    body,
+    trajectory,
+    levels,
+    recording,
+    camera,
+    head_to_device,
+    devices,
+    valid,
+    device_us,
+    clock,
+    k0,
+) -> tuple[str | None, dict | None]:
     """Check and write one clip starting at motion frame k0; returns (the reason it was dropped, None) or
     (None, its record)."""
     if body.broken[k0 : k0 + NUM_MOTION_FRAMES].any():
@@ -345,24 +390,42 @@ def _clip(folder, output_dir, config, info, body, trajectory, levels, recording,
     motion.save_npz(clip_dir / "motion.npz")
     (clip_dir / "caption.txt").write_text(caption + "\n")
     record = {
-        "clip_id": clip_id, "split": split, "path": f"{split}/{clip_id}", "source": "nymeria",
-        "video": video is not None, "sequence": info.name, "sequence_uid": info.uid,
-        "participant": info.participant, "location": info.location, "body": config.body,
-        "caption": caption, "caption_level": config.caption_level,
+        "clip_id": clip_id,
+        "split": split,
+        "path": f"{split}/{clip_id}",
+        "source": "nymeria",
+        "video": video is not None,
+        "sequence": info.name,
+        "sequence_uid": info.uid,
+        "participant": info.participant,
+        "location": info.location,
+        "body": config.body,
+        "caption": caption,
+        "caption_level": config.caption_level,
         "narrations": {level: [r.text for r in rows] for level, rows in texts.items()},
-        "start_device_us": round(device_us[0]), "start_timecode_us": round(body.timecode_us[k0]),
+        "start_device_us": round(device_us[0]),
+        "start_timecode_us": round(body.timecode_us[k0]),
         "first_body_frame": int(body.source_frame[k0]),
         "body_frame_stride": int(body.source_frame[1] - body.source_frame[0]),
-        "duration_s": float(CLIP_SECONDS), "min_quality_score": None if np.isnan(quality) else quality,
-        "residual_head_mean_m": float(fit.residual_m.mean()), "residual_head_max_m": float(fit.residual_m.max()),
-        "residual_head_mean_deg": float(fit.residual_deg.mean()), "floor_height_m": floor,
+        "duration_s": float(CLIP_SECONDS),
+        "min_quality_score": None if np.isnan(quality) else quality,
+        "residual_head_mean_m": float(fit.residual_m.mean()),
+        "residual_head_max_m": float(fit.residual_m.max()),
+        "residual_head_mean_deg": float(fit.residual_deg.mean()),
+        "floor_height_m": floor,
         "num_frames": NUM_VIDEO_FRAMES,
     }
     if video is not None:
         frames, cameras, hands, offset_ms = video
         write_video(clip_dir / "video.mp4", frames)
-        np.savez(clip_dir / "cameras.npz", camera_to_world=cameras, intrinsics=camera.intrinsics,
-                 width=np.int64(config.size), height=np.int64(config.size), hand_visible=hands)
+        np.savez(
+            clip_dir / "cameras.npz",
+            camera_to_world=cameras,
+            intrinsics=camera.intrinsics,
+            width=np.int64(config.size),
+            height=np.int64(config.size),
+            hand_visible=hands,
+        )
         record.update(width=config.size, height=config.size, max_capture_offset_ms=offset_ms)
     return None, record
 
@@ -439,9 +502,12 @@ def write_report(output_dir: Path, results: list[dict]) -> dict:
         "errors": {r["name"]: r["error"] for r in results if r["error"]},
         "clips_per_sequence": {r["name"]: len(r["records"]) for r in results},
         "residual_head_max_m": {
-            "median": float(np.median(residuals)), "p95": float(np.percentile(residuals, 95)),
+            "median": float(np.median(residuals)),
+            "p95": float(np.percentile(residuals, 95)),
             "max": float(residuals.max()),
-        } if len(residuals) else None,
+        }
+        if len(residuals)
+        else None,
     }
     (output_dir / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -462,8 +528,13 @@ def convert(config: NymeriaConfig, progress: bool = True) -> dict:
     if len(set(names)) != len(names):
         raise ValueError(f"sequence folder names must be unique, got {names}")
     todo = [s for s in config.sequences if Path(s).name not in done or done[Path(s).name]["error"]]
-    bar = tqdm(total=len(config.sequences), initial=len(config.sequences) - len(todo), desc="sequences",
-               unit="seq", disable=not progress)
+    bar = tqdm(
+        total=len(config.sequences),
+        initial=len(config.sequences) - len(todo),
+        desc="sequences",
+        unit="seq",
+        disable=not progress,
+    )
     with open(journal_path, "a") as journal:
         if journal.tell() == 0:
             journal.write(json.dumps({"settings": config.settings()}) + "\n")
