@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("python -m benchmarks.bench_world: error: " + "; ".join(errors))
     torch.set_num_threads(1)
     world = WorldConfig(
-        width=config.width, height=config.height, clips_per_apartment=config.clips_per_apartment,
+        width=config.width,
+        height=config.height,
+        clips_per_apartment=config.clips_per_apartment,
         textured=config.textured,
     )
     body = load_default_body(world.body_height)

@@ -80,10 +80,11 @@ def head_view_panel(pipe, output, source: dict | None, folder: Path) -> HeadView
 
 def describe(view, yaw_step_deg: float) -> str:
     """The panel's figure in words."""
+    title = "**What this head would see** (the EgoWorld apartment re-rendered from the generated head, first 5 s)."
     if view.view_dist is None:
-        return "The head neither turned 20° nor moved 0.5 m in this clip, so there is nothing to score yet."
+        return f"{title} The head neither turned 20° nor moved 0.5 m, so there is no view to compare yet."
     return (
-        f"**What this head would see** (EgoWorld apartment re-rendered from the generated head, first 5 s). "
+        f"{title} "
         f"View distance {view.view_dist:.2f} (0 = the video shows exactly this, about 1 = no better than a random "
         f"direction; EgoWorld's own videos score about 0.01 through this VAE); the video is closer to this view than "
         f"to a head held still in {view.head_beats_still:.0%} of {view.scored_frames} turned or moved frames "

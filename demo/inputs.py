@@ -174,7 +174,11 @@ def _check_npz_size(path: Path) -> None:
             members = archive.infolist()
             total = sum(info.file_size for info in members)
             # headers are read only from an archive within the size limit
-            frames = 0 if total > MAX_MOTION_UNCOMPRESSED_BYTES else max(map(partial(_npy_length, archive), members), default=0)
+            frames = (
+                0
+                if total > MAX_MOTION_UNCOMPRESSED_BYTES
+                else max(map(partial(_npy_length, archive), members), default=0)
+            )
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise InputError(
             f"The motion file '{path.name}' is not a readable .npz archive ({_user_message(error, path)})."

@@ -83,7 +83,9 @@ def prune_cache(cache: Path = GRADIO_CACHE, max_bytes: int = MAX_CACHE_BYTES) ->
     entries = []
     for entry in cache.iterdir():
         try:
-            entries.append((entry.stat().st_mtime, folder_bytes(entry) if entry.is_dir() else entry.stat().st_size, entry))
+            entries.append(
+                (entry.stat().st_mtime, folder_bytes(entry) if entry.is_dir() else entry.stat().st_size, entry)
+            )
         except FileNotFoundError:  # removed meanwhile, by Gradio's own cleanup
             continue
     total = sum(size for _, size, _ in entries)

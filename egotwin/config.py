@@ -127,13 +127,17 @@ def _help(field: dataclasses.Field, doc: str) -> str:
 def parse_config(cls: type, argv: list[str] | None = None, prog: str | None = None):
     """The command line generated from a config dataclass: positional fields, `--config file.json`, then
     `--<field> value` for any field. `--help` shows each field's documentation and default."""
-    parser = argparse.ArgumentParser(prog=prog, description=cls.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=cls.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default=None, help="JSON file with field values (it may name a 'base' config)")
     docs = field_docs(cls)
     for field in dataclasses.fields(cls):
         if field.metadata.get("positional"):
             is_list = typing.get_origin(_field_type(cls, field.name)) is tuple
-            parser.add_argument(field.name, nargs="*" if is_list else "?", default=None, help=_help(field, docs.get(field.name, "")))
+            parser.add_argument(
+                field.name, nargs="*" if is_list else "?", default=None, help=_help(field, docs.get(field.name, ""))
+            )
         else:
             # a boolean may stand alone (`--ablation`) or take a value (`--ablation false`)
             flag = {"nargs": "?", "const": "true"} if _field_type(cls, field.name) is bool else {}

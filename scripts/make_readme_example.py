@@ -80,8 +80,16 @@ def main(argv: list[str] | None = None) -> Path:
         generator=torch.Generator().manual_seed(config.seed),
     )
     with tempfile.TemporaryDirectory() as tmp:
-        files = export_all(output.frames, output.motion, output.camera_to_world, output.intrinsics, tmp,
-                           caption=row["prompt"], mode="t2vm", body=pipe.body)
+        files = export_all(
+            output.frames,
+            output.motion,
+            output.camera_to_world,
+            output.intrinsics,
+            tmp,
+            caption=row["prompt"],
+            mode="t2vm",
+            body=pipe.body,
+        )
         frames = read_video(files["side_by_side"])[::2]  # 16 fps -> 8 fps, the video's own rate
     height = round(frames.shape[1] * config.width / frames.shape[2])
     out = Path(config.output)

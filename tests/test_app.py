@@ -151,8 +151,9 @@ def test_continue_needs_a_clip_then_joins_the_next_five_seconds(page):
     outputs = page["generate"](
         None, "t2vm", "go to the door", EXAMPLE["door.png"], "standing", None, None, None, *advanced
     )
-    session, video, glb, downloads, alignment, status, seed = outputs
+    session, video, glb, head_view, head_note, downloads, alignment, status, seed = outputs
     first = session.last
+    assert head_view is None and "rendering after the clip" in head_note
     assert video.endswith("side_by_side.mp4") and glb.endswith(".glb") and len(downloads) >= 5
     assert f"seed **{seed}**" in status and "5.0 s (1 clip)" in status
     with pytest.raises(gr.Error, match="Please enter a prompt"):  # a bad Continue leaves the clip as it was
@@ -319,7 +320,9 @@ def test_a_failing_preview_gives_words_not_an_error_badge(page, monkeypatch):
         raise MemoryError
 
     monkeypatch.setattr(ui, "load_image", out_of_memory)
-    with pytest.warns(UserWarning, match="The start frame 'door.png' cannot be shown because of a problem on the server"):
+    with pytest.warns(
+        UserWarning, match="The start frame 'door.png' cannot be shown because of a problem on the server"
+    ):
         assert preview(EXAMPLE["door.png"]) is None
 
 
@@ -331,7 +334,10 @@ def test_what_this_head_would_see_for_an_example_and_why_not_for_an_upload(runne
     rows = {row["image"]: row for row in json.loads((EXAMPLES_DIR / "examples.json").read_text()) if row["image"]}
     sources = example_sources(runner.pipe.width, runner.pipe.height)
     door = load_image(EXAMPLE["door.png"], runner.pipe.width, runner.pipe.height)
-    assert sources[frame_key(door)] == {"clip_id": rows["door.png"]["clip_id"], "apartment": rows["door.png"]["apartment"]}
+    assert sources[frame_key(door)] == {
+        "clip_id": rows["door.png"]["clip_id"],
+        "apartment": rows["door.png"]["apartment"],
+    }
     photo = np.random.default_rng(0).integers(0, 256, door.shape, dtype=np.uint8)
     assert frame_key(photo) not in sources
 
@@ -344,12 +350,14 @@ def test_what_this_head_would_see_for_an_example_and_why_not_for_an_upload(runne
     panel = runner.head_view(session)
     frames = load_video(panel.video, runner.pipe.width, runner.pipe.height)
     assert frames.shape == (41, runner.pipe.height, runner.pipe.width, 3) and frames.std() > 5  # a scene, not a blank
-    assert "What this head would see" in panel.text or "nothing to score" in panel.text
+    assert panel.text.startswith("**What this head would see**")
 
     photo_path = tmp_path / "photo.png"
     from PIL import Image
 
     Image.fromarray(np.kron(photo, np.ones((4, 4, 1), dtype=np.uint8))).save(photo_path)
-    runner.generate(session, GenerationRequest("t2vm", "walk forward", image=str(photo_path), settings=settings(seed=0)))
+    runner.generate(
+        session, GenerationRequest("t2vm", "walk forward", image=str(photo_path), settings=settings(seed=0))
+    )
     panel = runner.head_view(session)
     assert panel.video is None and panel.text == NO_APARTMENT

@@ -78,6 +78,9 @@ def test_three_modes_continue_and_downloads_in_the_browser(server, tmp_path):
             sync_api.expect(page.locator("#status")).to_contain_text(label.split(":")[0], timeout=10_000)
             assert download_names(page) >= EXPORTS, label
 
+        # the example's apartment seen from the generated head, filled in after the clip (issue 26)
+        sync_api.expect(page.locator("#head-view-note")).to_contain_text("What this head would see", timeout=120_000)
+        page.wait_for_function("() => document.querySelector('#head-view video')?.readyState >= 2")
         sync_api.expect(page.locator("#continue")).to_be_enabled()
         page.click("#reuse-seed")  # one click: the next run reuses the seed shown
         page.get_by_text("Advanced", exact=True).click()
@@ -108,7 +111,7 @@ def test_named_api_endpoints_through_gradio_client(server, tmp_path):
         return client.predict(mode, prompt, files[0], "standing", *files[1:], *ADVANCED, api_name="/generate")
 
     door = EXAMPLES_DIR / "door.png"
-    video, glb, downloads, alignment, status, seed = generate("go to the door and open it", door)
+    video, glb, head_view, head_note, downloads, alignment, status, seed = generate("go to the door and open it", door)
     assert seed == 7 and "seed **7**" in status
     assert Path(video).name == "side_by_side.mp4" and Path(video).stat().st_size > 0 and Path(glb).suffix == ".glb"
     assert {Path(f).name for f in downloads} >= EXPORTS

@@ -42,7 +42,9 @@ def png_with_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def image_bytes(array: np.ndarray, fmt: str) -> bytes:
@@ -133,12 +135,20 @@ MOTIONS = {  # driving motions (tm2v); each is also sent as an initial pose (t2v
     "no_fps.npz": (with_changes(mocap_frame_rate=None), "missing the frame rate", True),
     "zero_fps.npz": (with_changes(mocap_frame_rate=np.float64(0)), "must be one positive number", True),
     "negative_fps.npz": (with_changes(mocap_frame_rate=np.float64(-30)), "must be one positive number", True),
-    "slow.npz": (with_changes(mocap_frame_rate=np.float64(1e-6)), "frame rate of 1e-06 fps; accepted: 1 to 1000", False),
+    "slow.npz": (
+        with_changes(mocap_frame_rate=np.float64(1e-6)),
+        "frame rate of 1e-06 fps; accepted: 1 to 1000",
+        False,
+    ),
     "fast.npz": (with_changes(mocap_frame_rate=np.float64(1e6)), "frame rate of 1e\\+06 fps", False),
     "short.npz": (npz_bytes(**motion_arrays(17)), "lasts 1.00 s", False),
     "long.npz": (big_npz(), "has 200000 frames; the limit is 100000", True),
     "bomb.npz": (zip_bytes("trans.npy", b"\0" * (80 << 20)), "holds 80.0 MB of arrays; the limit is 64.0 MB", True),
-    "giant_skeleton.npz": (with_changes(rest_joints=np.full((22, 3), 1e30)), "rest skeleton with a joint 1e\\+30 m", True),
+    "giant_skeleton.npz": (
+        with_changes(rest_joints=np.full((22, 3), 1e30)),
+        "rest skeleton with a joint 1e\\+30 m",
+        True,
+    ),
     "far_away.npz": (with_changes(trans=np.full((90, 3), 1e12)), "moves the body 1e\\+12 m", True),
     "bad_betas.npz": (with_changes(betas=np.zeros((3, 10))), "'betas' must have shape", True),
     "noise.bvh": (NOISE, "not a text BVH file|cannot be used", True),
@@ -152,7 +162,11 @@ MOTIONS = {  # driving motions (tm2v); each is also sent as an initial pose (t2v
     "other_skeleton.bvh": (BVH.replace("left_knee", "LeftKnee").encode(), "not EgoTwin's 22-joint", True),
     "letters.bvh": (BVH[: BVH.rindex("\n", 0, -1)].encode() + b"\nabc\n", "non-numeric value|expected 69 values", True),
     "cut.bvh": (BVH[: len(BVH) - 200].encode(), "MOTION section has|expected 69 values", True),
-    "centimetres.bvh": (motion_to_bvh(Motion.rest(90), scale=100).encode(), "joint \\d+(\\.\\d+)? m from the origin", True),
+    "centimetres.bvh": (
+        motion_to_bvh(Motion.rest(90), scale=100).encode(),
+        "joint \\d+(\\.\\d+)? m from the origin",
+        True,
+    ),
     "short.bvh": (motion_to_bvh(Motion.rest(17)).encode(), "lasts 1.00 s", False),
 }
 

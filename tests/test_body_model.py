@@ -135,8 +135,13 @@ def write_synthetic_smplx(path, rng: np.random.Generator, drop: str | None = Non
     rest = builtin_rest_joints(1.7, dtype=torch.float64).numpy()
     # vertices scattered around the body joints, J_regressor averaging nearby vertices, so joints land on a skeleton
     owner = rng.integers(0, 55, size=v)
-    body_owner = fold_skin_weights(torch.nn.functional.one_hot(torch.from_numpy(owner), 55).double(),
-                                   torch.tensor(SMPLX_PARENTS)).argmax(-1).numpy()
+    body_owner = (
+        fold_skin_weights(
+            torch.nn.functional.one_hot(torch.from_numpy(owner), 55).double(), torch.tensor(SMPLX_PARENTS)
+        )
+        .argmax(-1)
+        .numpy()
+    )
     v_template = rest[body_owner] + rng.normal(scale=0.05, size=(v, 3))
     regressor = np.zeros((55, v))
     for joint in range(55):
@@ -193,13 +198,21 @@ def test_smplx_body_matches_smplx_forward(smplx_dir, monkeypatch: pytest.MonkeyP
     assert body.num_vertices == NUM_SMPLX_VERTICES and body.pose_correctives is not None
     torch.testing.assert_close(body.skin_weights.sum(-1), torch.ones(body.num_vertices))
 
-    reference = smplx.create(str(smplx_dir / "SMPLX_NEUTRAL.npz"), model_type="smplx", num_betas=10,
-                             use_pca=False, flat_hand_mean=True, batch_size=3)
+    reference = smplx.create(
+        str(smplx_dir / "SMPLX_NEUTRAL.npz"),
+        model_type="smplx",
+        num_betas=10,
+        use_pca=False,
+        flat_hand_mean=True,
+        batch_size=3,
+    )
     axis_angle = torch.randn(3, NUM_JOINTS, 3, generator=g) * 0.5
     trans = torch.randn(3, 3, generator=g)
     with torch.no_grad():
         expected = reference(
-            betas=betas.expand(3, 10), global_orient=axis_angle[:, 0], body_pose=axis_angle[:, 1:].flatten(1),
+            betas=betas.expand(3, 10),
+            global_orient=axis_angle[:, 0],
+            body_pose=axis_angle[:, 1:].flatten(1),
             transl=trans,
         )
         rest_output = reference(betas=betas.expand(3, 10))

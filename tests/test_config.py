@@ -25,7 +25,11 @@ class _Config(_Base):
 
 
 def test_help_shows_each_fields_documentation(capsys):
-    assert field_docs(_Config) == {"output_dir": "Where the run writes.", "inputs": "Folders to read.", "scale": "Guidance scale."}
+    assert field_docs(_Config) == {
+        "output_dir": "Where the run writes.",
+        "inputs": "Folders to read.",
+        "scale": "Guidance scale.",
+    }
     with pytest.raises(SystemExit):
         parse_config(_Config, ["--help"])
     text = " ".join(capsys.readouterr().out.split())

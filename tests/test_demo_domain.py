@@ -48,7 +48,9 @@ def test_held_out_egoworld_frames_are_in_domain(checker):
 
 def test_photographs_are_out_of_domain_and_the_note_says_what_to_expect(checker):
     checks = {name: checker.check(photo(name)) for name in PHOTOS}
-    assert all(check.out_of_domain for check in checks.values()), {n: c for n, c in checks.items() if not c.out_of_domain}
+    assert all(check.out_of_domain for check in checks.values()), {
+        n: c for n, c in checks.items() if not c.out_of_domain
+    }
     note = checks["astronaut"].note()
     assert "unlike the EgoWorld apartments" in note and "full-scale checkpoint" in note
 
@@ -66,7 +68,9 @@ def test_a_run_from_a_photograph_carries_the_note(checker, tmp_path):
     runner = DemoRunner(checker.pipe, render_size=64)
     session = Session(root=tmp_path / "sessions")
     settings = SamplingSettings(seed=0, num_inference_steps=1)
-    result = runner.generate(session, GenerationRequest("t2vm", "walk", str(tmp_path / "coffee.png"), settings=settings))
+    result = runner.generate(
+        session, GenerationRequest("t2vm", "walk", str(tmp_path / "coffee.png"), settings=settings)
+    )
     assert any("unlike the EgoWorld apartments" in note for note in result.notes)
     door = GenerationRequest("t2vm", "walk", str(EXAMPLES_DIR / "door.png"), settings=settings)
     assert not any("EgoWorld" in note for note in runner.generate(session, door).notes)

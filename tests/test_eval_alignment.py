@@ -194,8 +194,16 @@ def test_clip_set_levels_ground_truth_unrelated_still(clips):
 
 @pytest.mark.slow
 def test_eval_cli_reports_alignment_and_skips_user_data(clips, tmp_path, capsys):
-    args = ["--ground_truth", "--data_root", str(clips), "--split", "train", "--alignment_yaw_step", "90",
-            "--alignment_pitches=0"]
+    args = [
+        "--ground_truth",
+        "--data_root",
+        str(clips),
+        "--split",
+        "train",
+        "--alignment_yaw_step",
+        "90",
+        "--alignment_pitches=0",
+    ]
     results = eval_main([*args, "--output_dir", str(tmp_path / "gt")])
     summary = results["summary"]
     assert summary["ViewDist"]["mean"] < 0.1 and summary["Head>Still"]["mean"] == 1.0
@@ -208,7 +216,9 @@ def test_eval_cli_reports_alignment_and_skips_user_data(clips, tmp_path, capsys)
     user = tmp_path / "user"
     shutil.copytree(clips, user)
     (user / "config.json").unlink()
-    results = eval_main(["--ground_truth", "--data_root", str(user), "--split", "train", "--output_dir", str(tmp_path / "u")])
+    results = eval_main(
+        ["--ground_truth", "--data_root", str(user), "--split", "train", "--output_dir", str(tmp_path / "u")]
+    )
     assert "exact viewpoint alignment skipped" in capsys.readouterr().out
     assert "ViewDist" not in results["summary"] and results["settings"]["alignment"] is None
 

@@ -76,8 +76,10 @@ def test_probe_clips_and_agreement():
     assert probe_clips(dataset, left, 5) == [0, 1, 4] and probe_clips(dataset, left, 1) == [0]
     assert probe_clips(dataset, right, 5) == [2, 5] and probe_clips(dataset, forward, 5) == [3]
     assert probe_clips(dataset, backward, 5) == []
-    measures = [{"head_yaw_deg": 80.0, "video_yaw_deg": 70.0, "forward_m": 0.0},
-                {"head_yaw_deg": -10.0, "video_yaw_deg": 5.0, "forward_m": 0.1}]
+    measures = [
+        {"head_yaw_deg": 80.0, "video_yaw_deg": 70.0, "forward_m": 0.0},
+        {"head_yaw_deg": -10.0, "video_yaw_deg": 5.0, "forward_m": 0.1},
+    ]
     rows = [{"ground_truth": measures[0], "generated": m} for m in measures]
     summary = summarize(left, rows)
     assert summary["clips"] == 2 and summary["ground_truth_agreement"] == 1.0
@@ -92,16 +94,20 @@ def test_turns_summary_signs_the_video_by_the_head_and_tests_it():
         return {"generated": {"head_yaw_deg": head, "video_yaw_deg": video, "forward_m": 0.0}}
 
     # six turns whose video goes the head's way by 10..60 degrees (left and right), and a walk that must not count
-    following = {"turn left": [clip(90.0, v) for v in (10.0, 20.0, 30.0)],
-                 "turn right": [clip(-90.0, -v) for v in (40.0, 50.0, 60.0)],
-                 "walk forward": [clip(0.0, -100.0)]}
+    following = {
+        "turn left": [clip(90.0, v) for v in (10.0, 20.0, 30.0)],
+        "turn right": [clip(-90.0, -v) for v in (40.0, 50.0, 60.0)],
+        "walk forward": [clip(0.0, -100.0)],
+    }
     turns = turns_summary(following)
     assert (turns["clips"], turns["video_follows_head"]) == (6, 6)
     assert np.isclose(turns["median_video_yaw_along_head_deg"], 35.0)
     assert np.isclose(turns["wilcoxon_p"], 1 / 64)  # all six ranks positive: the smallest exact one-sided p
     # the same clips with every video turned the other way: no evidence at all
-    against = {name: [clip(r["generated"]["head_yaw_deg"], -r["generated"]["video_yaw_deg"]) for r in rows]
-               for name, rows in following.items()}
+    against = {
+        name: [clip(r["generated"]["head_yaw_deg"], -r["generated"]["video_yaw_deg"]) for r in rows]
+        for name, rows in following.items()
+    }
     turns = turns_summary(against)
     assert turns["video_follows_head"] == 0 and np.isclose(turns["median_video_yaw_along_head_deg"], -35.0)
     assert turns["wilcoxon_p"] == 1.0

@@ -163,8 +163,18 @@ def test_ground_truth_through_a_video_vae_scores_its_reconstructions(clips, tmp_
     vae = small_video_vae(block_out_channels=(8, 8, 8), norm_num_groups=4).eval()
     vae.save_pretrained(tmp_path / "vae")
     results = eval_main(
-        ["--ground_truth", "--video_vae", str(tmp_path / "vae"), "--data_root", str(clips), "--split", "train",
-         "--no_alignment", "--output_dir", str(tmp_path / "out")]
+        [
+            "--ground_truth",
+            "--video_vae",
+            str(tmp_path / "vae"),
+            "--data_root",
+            str(clips),
+            "--split",
+            "train",
+            "--no_alignment",
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
     )
     loaded, expected = load_pretrained_video_vae(tmp_path / "vae"), []
     for item in ClipDataset(clips, split="train"):
@@ -174,12 +184,24 @@ def test_ground_truth_through_a_video_vae_scores_its_reconstructions(clips, tmp_
         # the reconstruction (to rounding), not the clip's own video
         assert np.abs(sample["frames"].astype(int) - item_frames({"video": reconstruction}).astype(int)).max() <= 1
         assert np.abs(sample["frames"].astype(int) - item_frames(item).astype(int)).mean() > 10
-        expected.append(viewpoint_alignment(sample["frames"], sample["camera_to_world"], sample["intrinsics"])["rot_err"])
+        expected.append(
+            viewpoint_alignment(sample["frames"], sample["camera_to_world"], sample["intrinsics"])["rot_err"]
+        )
     assert results["summary"]["RotErr"]["mean"] == pytest.approx(np.mean(expected))
     assert "through the video VAE" in results["name"] and results["settings"]["video_vae"] == str(tmp_path / "vae")
     with pytest.raises(SystemExit):  # a checkpoint decodes with its own VAE
-        eval_main(["--checkpoint", str(tmp_path), "--video_vae", str(tmp_path / "vae"), "--data_root", str(clips),
-                   "--output_dir", str(tmp_path / "x")])
+        eval_main(
+            [
+                "--checkpoint",
+                str(tmp_path),
+                "--video_vae",
+                str(tmp_path / "vae"),
+                "--data_root",
+                str(clips),
+                "--output_dir",
+                str(tmp_path / "x"),
+            ]
+        )
 
 
 @pytest.mark.slow
@@ -223,11 +245,16 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
     assert results["settings"]["guidance (text, motion, video)"] == [6.0, 3.0, 1.5]
     # the exact alignment at the pipeline's 32x32, with its random VAE; both clips in one apartment: no unrelated level
     alignment = {*ALIGNMENT_COLUMNS, *(f"{c} (still camera)" for c in ALIGNMENT_COLUMNS)}
-    assert set(results["summary"]) == {"TransErr", "RotErr", "TransErr (still camera)", "RotErr (still camera)"} | alignment
+    assert (
+        set(results["summary"])
+        == {"TransErr", "RotErr", "TransErr (still camera)", "RotErr (still camera)"} | alignment
+    )
     assert all(np.isfinite(r["TransErr"]) for r in results["replications"])
     assert results["settings"]["alignment"]["video_vae"] and results["replications"][0]["alignment frames"] > 0
     with pytest.raises(SystemExit):
-        eval_main(["--data_root", str(clips), "--output_dir", str(tmp_path / "x")])  # neither --checkpoint nor --ground_truth
+        eval_main(
+            ["--data_root", str(clips), "--output_dir", str(tmp_path / "x")]
+        )  # neither --checkpoint nor --ground_truth
 
 
 def dummy_pipeline():

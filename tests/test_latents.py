@@ -22,10 +22,16 @@ def cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
     data = SyntheticClips(5, size=16, num_video_frames=9)
     representation = get_representation("head_centric")
-    stats = FeatureStats.accumulate([representation.encode(clip_motion(data[i])) for i in range(5)], representation="head_centric")
+    stats = FeatureStats.accumulate(
+        [representation.encode(clip_motion(data[i])) for i in range(5)], representation="head_centric"
+    )
     parts = dict(
-        video_vae=small_video_vae(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32).eval(),
-        motion_vae=MotionVAE(latent_channels=8, block_out_channels=(32, 32), layers_per_block=1, scaling_factor=0.5).eval(),
+        video_vae=small_video_vae(
+            block_out_channels=(8, 8, 8, 8), norm_num_groups=4, sample_height=32, sample_width=32
+        ).eval(),
+        motion_vae=MotionVAE(
+            latent_channels=8, block_out_channels=(32, 32), layers_per_block=1, scaling_factor=0.5
+        ).eval(),
         text_encoder=TextEncoder.from_minilm(),
         representation=representation,
         stats=stats,
@@ -39,8 +45,12 @@ def test_index_and_shards(cache):
     index = json.loads((root / "index.json").read_text())
     assert index["num_items"] == 5 and [s["count"] for s in index["shards"]] == [2, 2, 1]
     assert index["items"][3] == {"clip_id": data[3]["clip_id"], "caption": data[3]["caption"]}
-    assert index["motion_vae"] == {"latent_channels": 8, "representation": "head_centric", "scaling_factor": 0.5,
-                                   "parameters_sha256": parameters_sha256(parts["motion_vae"])}
+    assert index["motion_vae"] == {
+        "latent_channels": 8,
+        "representation": "head_centric",
+        "scaling_factor": 0.5,
+        "parameters_sha256": parameters_sha256(parts["motion_vae"]),
+    }
     nudged = copy.deepcopy(parts["motion_vae"])
     with torch.no_grad():
         next(nudged.parameters()).view(-1)[0] += 1e-6  # one value of one weight: another motion VAE

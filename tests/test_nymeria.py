@@ -28,16 +28,19 @@ from egotwin.data.nymeria.fixtures import FixtureSpec, fixture_motion, write_fix
 from egotwin.motion.motion import Motion
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = FixtureSpec(narrations={
-    "atomic_action": [(6.5, 9.0, "I walk forward"), (9.5, 14.0, "i look around"), (20.0, 33.0, "I keep walking.")],
-    "motion_narration": [(5.0, 12.0, "I stand upright")],
-    "activity_summarization": [(5.0, 35.0, "Walking around the house")],
-})
+SPEC = FixtureSpec(
+    narrations={
+        "atomic_action": [(6.5, 9.0, "I walk forward"), (9.5, 14.0, "i look around"), (20.0, 33.0, "I keep walking.")],
+        "motion_narration": [(5.0, 12.0, "I stand upright")],
+        "activity_summarization": [(5.0, 35.0, "Walking around the house")],
+    }
+)
 
 
 def offset_config(tmp_path, **kwargs) -> NymeriaConfig:
-    return NymeriaConfig(output_dir=str(tmp_path / "clips"), motion_only=True,
-                         timecode_offset_us=SPEC.timecode_offset_us, **kwargs)
+    return NymeriaConfig(
+        output_dir=str(tmp_path / "clips"), motion_only=True, timecode_offset_us=SPEC.timecode_offset_us, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,9 @@ def test_clips_are_cut_back_to_back_at_the_right_times(converted):
         assert r["start_timecode_us"] == r["start_device_us"] + SPEC.timecode_offset_us
         assert r["first_body_frame"] == (r["start_device_us"] - SPEC.device_start_us) * 240 // 1_000_000
         assert r["body_frame_stride"] == 15 and r["sequence_uid"] == "e72nhq" and r["participant"] == "james_johnson"
-        assert r["location"] == "loc1" and r["video"] is False and r["split"] == split_of("james_johnson", NymeriaConfig())
+        assert (
+            r["location"] == "loc1" and r["video"] is False and r["split"] == split_of("james_johnson", NymeriaConfig())
+        )
 
 
 def test_retargeted_motion_matches_the_known_motion(converted, walk):
@@ -82,8 +87,12 @@ def test_retargeted_motion_matches_the_known_motion(converted, walk):
     assert len(dataset) == 5
     for index, record in enumerate(records):
         item = dataset[index]
-        got = Motion(item["trans"].double(), item["global_orient"].double(), item["body_pose"].double(),
-                     item["rest_joints"].double())
+        got = Motion(
+            item["trans"].double(),
+            item["global_orient"].double(),
+            item["body_pose"].double(),
+            item["rest_joints"].double(),
+        )
         truth = truth_slice(walk, record)
         # the converter puts the floor where the feet stand (floor_height_m below the SLAM world's 0)
         joints = got.joints() + torch.tensor([0.0, record["floor_height_m"], 0.0], dtype=torch.float64)
@@ -97,8 +106,13 @@ def test_retargeted_motion_matches_the_known_motion(converted, walk):
 def test_captions_come_from_the_overlapping_rows(converted):
     _, _, records = converted
     captions = [r["caption"] for r in records]
-    assert captions == ["I walk forward. I look around.", "I look around.", "I keep walking.", "I keep walking.",
-                        "I keep walking."]
+    assert captions == [
+        "I walk forward. I look around.",
+        "I look around.",
+        "I keep walking.",
+        "I keep walking.",
+        "I keep walking.",
+    ]
     assert records[0]["caption_level"] == "atomic_action"
     assert records[0]["narrations"]["motion_narration"] == ["I stand upright."]
     assert records[1]["narrations"]["motion_narration"] == ["I stand upright."]  # 11-12 s: overlaps 1 s
@@ -109,8 +123,12 @@ def test_captions_come_from_the_overlapping_rows(converted):
 def test_overlap_rule_and_joining():
     from egotwin.data.nymeria.files import Narration
 
-    rows = [Narration(0.0, 1.2, {"a": "a"}), Narration(1.0, 3.0, {"a": "b"}), Narration(2.0, 2.2, {"a": "short"}),
-            Narration(5.8, 9.0, {"a": "c"})]
+    rows = [
+        Narration(0.0, 1.2, {"a": "a"}),
+        Narration(1.0, 3.0, {"a": "b"}),
+        Narration(2.0, 2.2, {"a": "short"}),
+        Narration(5.8, 9.0, {"a": "c"}),
+    ]
     # 1-6 s: "a" overlaps 0.2 s (< 0.5: out), "b" 2 s, "short" lies wholly inside, "c" overlaps 0.2 s (out)
     assert [r.text for r in overlapping(rows, 1.0, 6.0, 0.5)] == ["B.", "Short."]
     rows.append(Narration(8.0, 9.0, {"a": "b"}))
@@ -143,10 +161,15 @@ def test_split_is_a_function_of_the_participant():
 @pytest.mark.slow
 def test_participants_are_never_split_and_runs_resume(tmp_path):
     motion = fixture_motion(12.0)
-    names = [f"20230607_s{s}_{person}_act{act}_u{s}{act}" for s, person in enumerate(("ann_lee", "bo_chen", "cy_diaz"))
-             for act in (0, 1)]
+    names = [
+        f"20230607_s{s}_{person}_act{act}_u{s}{act}"
+        for s, person in enumerate(("ann_lee", "bo_chen", "cy_diaz"))
+        for act in (0, 1)
+    ]
     folders = [write_fixture_sequence(tmp_path / "raw", motion, replace(SPEC, name=name)) for name in names]
-    config = replace(offset_config(tmp_path, val_fraction=0.3, test_fraction=0.3), sequences=tuple(map(str, folders[:4])))
+    config = replace(
+        offset_config(tmp_path, val_fraction=0.3, test_fraction=0.3), sequences=tuple(map(str, folders[:4]))
+    )
     first = convert(config, progress=False)
     assert first["sequences_converted"] == 4
     written = tmp_path / "clips" / "metadata.jsonl"
@@ -172,7 +195,9 @@ def test_bad_sequences_are_reported_and_the_others_convert(tmp_path):
     raw = tmp_path / "raw"
 
     def sequence(name, **changes):
-        return write_fixture_sequence(raw, motion, replace(SPEC, name=f"20230607_s0_{name}_act0_{name.replace('_', '')[:6]}", **changes))
+        return write_fixture_sequence(
+            raw, motion, replace(SPEC, name=f"20230607_s0_{name}_act0_{name.replace('_', '')[:6]}", **changes)
+        )
 
     good = sequence("good_one")
     broken = sequence("nanq_two", broken_frames=tuple(range(240 * 2, 240 * 2 + 5)))  # device 7 s: the first clip
@@ -270,8 +295,17 @@ def synthetic_fisheye():
     pose = np.eye(4)
     pose[:3, :3] = axis_angle_to_matrix(rotation).numpy()
     pose[:3, 3] = [-0.004, -0.012, -0.005]
-    return calibration.CameraCalibration("camera-rgb", calibration.CameraModelType.FISHEYE624, params,
-                                         SE3.from_matrix(pose), 1408, 1408, None, np.pi, "fixture")
+    return calibration.CameraCalibration(
+        "camera-rgb",
+        calibration.CameraModelType.FISHEYE624,
+        params,
+        SE3.from_matrix(pose),
+        1408,
+        1408,
+        None,
+        np.pi,
+        "fixture",
+    )
 
 
 def test_pinhole_chain_projects_points_where_the_fisheye_image_shows_them():
@@ -292,11 +326,12 @@ def test_pinhole_chain_projects_points_where_the_fisheye_image_shows_them():
         blob = np.exp(-((cols - u) ** 2 + (rows - v) ** 2) / (2 * 6.0**2))
         image = np.maximum(image, (255 * blob[..., None]).astype(np.uint8))
     upright = undistort(camera, image).astype(np.float64)[..., 0]
-    pixels, depth = project(torch.from_numpy(points), torch.from_numpy(camera.device_to_camera),
-                            torch.from_numpy(camera.intrinsics))
+    pixels, depth = project(
+        torch.from_numpy(points), torch.from_numpy(camera.device_to_camera), torch.from_numpy(camera.intrinsics)
+    )
     assert (depth > 0).all()
     ys, xs = np.mgrid[0:480, 0:480] + 0.5  # pixel centres, clip-format convention
-    for (u, v) in pixels.numpy():
+    for u, v in pixels.numpy():
         window = (np.abs(xs - u) < 8) & (np.abs(ys - v) < 8)
         weights = upright * window
         found = np.array([(weights * xs).sum(), (weights * ys).sum()]) / weights.sum()
@@ -335,20 +370,72 @@ def test_cli_then_stages_1_and_2_train_on_the_converted_folder(tmp_path, walk):
     clips, env = tmp_path / "clips", {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(*args):
-        done = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, check=False
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
-    out = run("egotwin.data.nymeria", folder, "--output_dir", clips, "--motion_only", "true",
-              "--timecode_offset_us", SPEC.timecode_offset_us)
+    out = run(
+        "egotwin.data.nymeria",
+        folder,
+        "--output_dir",
+        clips,
+        "--motion_only",
+        "true",
+        "--timecode_offset_us",
+        SPEC.timecode_offset_us,
+    )
     assert json.loads(out.splitlines()[0])["clips_written"] == 5
-    run("training.stage1_motion_vae", "--data_root", clips, "--output_dir", tmp_path / "s1", "--max_steps", 2,
-        "--block_out_channels", "32,32", "--layers_per_block", 1, "--latent_channels", 8, "--batch_size", 4,
-        "--val_split", "")
-    run("training.cache_latents", "--data_root", clips, "--split", "train", "--output_dir", tmp_path / "latents/train",
-        "--video_vae", "none", "--motion_vae", tmp_path / "s1/motion_vae", "--text_encoder", "minilm")
-    run("training.stage2_t2m", "--config", "training/configs/stage2_t2m.json", "--latents", tmp_path / "latents",
-        "--output_dir", tmp_path / "s2", "--max_steps", 2, "--val_split", "", "--batch_size", 4)
+    run(
+        "training.stage1_motion_vae",
+        "--data_root",
+        clips,
+        "--output_dir",
+        tmp_path / "s1",
+        "--max_steps",
+        2,
+        "--block_out_channels",
+        "32,32",
+        "--layers_per_block",
+        1,
+        "--latent_channels",
+        8,
+        "--batch_size",
+        4,
+        "--val_split",
+        "",
+    )
+    run(
+        "training.cache_latents",
+        "--data_root",
+        clips,
+        "--split",
+        "train",
+        "--output_dir",
+        tmp_path / "latents/train",
+        "--video_vae",
+        "none",
+        "--motion_vae",
+        tmp_path / "s1/motion_vae",
+        "--text_encoder",
+        "minilm",
+    )
+    run(
+        "training.stage2_t2m",
+        "--config",
+        "training/configs/stage2_t2m.json",
+        "--latents",
+        tmp_path / "latents",
+        "--output_dir",
+        tmp_path / "s2",
+        "--max_steps",
+        2,
+        "--val_split",
+        "",
+        "--batch_size",
+        4,
+    )
     assert (tmp_path / "s2" / "transformer").is_dir()
     log = [json.loads(line) for line in (tmp_path / "s2" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and np.isfinite(log[-1]["loss"])
@@ -407,10 +494,16 @@ def write_synthetic_smpl(path: Path, rng: np.random.Generator) -> None:
         members = np.flatnonzero(owner == joint)
         regressor[joint, members] = 1.0 / len(members)
     weights = np.eye(joints)[owner]
-    np.savez(path, v_template=rest[owner] + rng.normal(scale=0.04, size=(v, 3)) - [0, 0.9, 0],
-             f=rng.integers(0, v, size=(1000, 3)).astype(np.uint32), shapedirs=rng.normal(scale=0.01, size=(v, 3, 10)),
-             posedirs=np.zeros((v, 3, 207)), J_regressor=regressor, weights=weights,
-             kintree_table=np.stack((np.array(list(PARENTS) + [20, 21]), np.arange(joints))))
+    np.savez(
+        path,
+        v_template=rest[owner] + rng.normal(scale=0.04, size=(v, 3)) - [0, 0.9, 0],
+        f=rng.integers(0, v, size=(1000, 3)).astype(np.uint32),
+        shapedirs=rng.normal(scale=0.01, size=(v, 3, 10)),
+        posedirs=np.zeros((v, 3, 207)),
+        J_regressor=regressor,
+        weights=weights,
+        kintree_table=np.stack((np.array(list(PARENTS) + [20, 21]), np.arange(joints))),
+    )
 
 
 def test_smpl_body_route(tmp_path, walk):
@@ -456,8 +549,9 @@ def test_hand_eye_and_clip_alignment_recover_known_transforms():
     from egotwin.data.nymeria.alignment import align_clip, rigid, solve_hand_eye
 
     rng = np.random.default_rng(0)
-    heads = np.stack([rigid(r, t) for r, t in zip(Rotation.random(200, random_state=1).as_matrix(),
-                                                    rng.normal(size=(200, 3)))])
+    heads = np.stack(
+        [rigid(r, t) for r, t in zip(Rotation.random(200, random_state=1).as_matrix(), rng.normal(size=(200, 3)))]
+    )
     hand_eye = rigid(Rotation.random(random_state=2).as_matrix(), np.array([0.01, 0.09, 0.08]))
     world = rigid(Rotation.from_euler("y", 1.1).as_matrix(), np.array([3.0, -1.0, 0.5]))
     devices = world @ heads @ hand_eye

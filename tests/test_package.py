@@ -16,7 +16,9 @@ def test_public_names_resolve():
 
 def test_constants_agree_with_the_time_layout():
     assert constants.NUM_VIDEO_FRAMES == 41 and constants.NUM_MOTION_FRAMES == 81
-    assert (constants.NUM_MOTION_FRAMES - 1) / constants.MOTION_FPS == (constants.NUM_VIDEO_FRAMES - 1) / constants.VIDEO_FPS
+    assert (constants.NUM_MOTION_FRAMES - 1) / constants.MOTION_FPS == (
+        constants.NUM_VIDEO_FRAMES - 1
+    ) / constants.VIDEO_FPS
 
 
 def test_pipeline_import_does_not_load_the_world_generator_or_renderers():

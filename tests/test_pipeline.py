@@ -215,8 +215,13 @@ def test_motion_lead_runs_the_motion_ahead_then_finishes_the_video_as_tm2v(pipe)
 
     try:
         out = pipe(
-            PROMPT, image=start_frame(), num_inference_steps=steps, motion_lead=lead, generator=generator(0),
-            callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["motion_latents"],
+            PROMPT,
+            image=start_frame(),
+            num_inference_steps=steps,
+            motion_lead=lead,
+            generator=generator(0),
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=["motion_latents"],
         )
     finally:
         hook.remove()
@@ -323,7 +328,10 @@ def test_callback_on_step_end_sees_every_step_and_can_replace_latents(pipe):
         (dict(callback_on_step_end_tensor_inputs=["noise"]), "not available"),
         (dict(motion_lead=1.0), r"motion_lead must be a number in \[0, 1\)"),
         (dict(motion_lead=-0.1), r"motion_lead must be a number in \[0, 1\)"),
-        (dict(mode="tm2v", motion=walking_motion(duration=5.0), image=start_frame(), motion_lead=0.5), "for mode 't2vm'"),
+        (
+            dict(mode="tm2v", motion=walking_motion(duration=5.0), image=start_frame(), motion_lead=0.5),
+            "for mode 't2vm'",
+        ),
     ],
 )
 def test_bad_inputs_raise_clear_errors(pipe, kwargs, message):
@@ -398,13 +406,17 @@ def test_model_cpu_offload_gives_the_same_clip(one_thread):
     on a GPU each part is moved in and out around its own forward."""
     components = get_dummy_components()
     torch.manual_seed(0)
-    pipeline = random_pipeline(EgoTwinTransformer3DModel(**components["transformer"]), components["video_vae"], components["motion_vae"])
+    pipeline = random_pipeline(
+        EgoTwinTransformer3DModel(**components["transformer"]), components["video_vae"], components["motion_vae"]
+    )
     pipeline.set_progress_bar_config(disable=True)
     plain = run(pipeline)
     pipeline.enable_model_cpu_offload(device="cpu")
     assert [hook.model for hook in pipeline._all_hooks] == [pipeline.transformer, pipeline.vae, pipeline.motion_vae]
     offloaded = run(pipeline)
-    assert np.array_equal(plain.frames, offloaded.frames) and torch.equal(plain.motion.body_pose, offloaded.motion.body_pose)
+    assert np.array_equal(plain.frames, offloaded.frames) and torch.equal(
+        plain.motion.body_pose, offloaded.motion.body_pose
+    )
     assert len(pipeline._all_hooks) == 3 and next(pipeline.text_encoder.parameters()).device.type == "cpu"
 
 
@@ -417,8 +429,12 @@ def test_a_bfloat16_pipeline_runs_its_t5_in_bfloat16(one_thread, tmp_path):
     cogvideox = make_tiny_cogvideox(TinyCogVideoXConfig(output_dir=str(tmp_path / "cogvideox")))
     components = get_dummy_components()
     torch.manual_seed(0)
-    transformer = EgoTwinTransformer3DModel(**{**components["transformer"], "text_embed_dim": 32, "max_text_seq_length": 226})
-    random_pipeline(transformer, components["video_vae"], components["motion_vae"], text_encoder=str(cogvideox)).save_pretrained(tmp_path / "pipe")
+    transformer = EgoTwinTransformer3DModel(
+        **{**components["transformer"], "text_embed_dim": 32, "max_text_seq_length": 226}
+    )
+    random_pipeline(
+        transformer, components["video_vae"], components["motion_vae"], text_encoder=str(cogvideox)
+    ).save_pretrained(tmp_path / "pipe")
     half = EgoTwinPipeline.from_pretrained(tmp_path / "pipe", torch_dtype=torch.bfloat16)
     half.set_progress_bar_config(disable=True)
     out = run(half)
@@ -482,7 +498,9 @@ def test_dpm_scheduler_samples_every_mode_with_its_second_order_step(pipe, mode)
     }[mode]
     CogVideoXDPMScheduler.step = recording_step
     try:
-        out = dpm(PROMPT, num_inference_steps=3, generator=generator(0), mode=mode, **{"image": start_frame(), **inputs})
+        out = dpm(
+            PROMPT, num_inference_steps=3, generator=generator(0), mode=mode, **{"image": start_frame(), **inputs}
+        )
     finally:
         CogVideoXDPMScheduler.step = original
     assert_contract(dpm, out)

@@ -28,10 +28,16 @@ def rotvecs(rng: np.random.Generator) -> np.ndarray:
     """(N, 3) rotation vectors: uniform random rotations, plus angles near 0 and near pi, and exactly 0 and pi."""
     axes = rng.normal(size=(60, 3))
     axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-    angles = np.concatenate((
-        np.zeros(1), [1e-9, 1e-7, 1e-5, 1e-3], rng.uniform(0, 1e-4, 10),
-        [np.pi, np.pi - 1e-9, np.pi - 1e-6, np.pi - 1e-4], np.pi - rng.uniform(0, 1e-3, 10), rng.uniform(0, np.pi, 30),
-    ))
+    angles = np.concatenate(
+        (
+            np.zeros(1),
+            [1e-9, 1e-7, 1e-5, 1e-3],
+            rng.uniform(0, 1e-4, 10),
+            [np.pi, np.pi - 1e-9, np.pi - 1e-6, np.pi - 1e-4],
+            np.pi - rng.uniform(0, 1e-3, 10),
+            rng.uniform(0, np.pi, 30),
+        )
+    )
     uniform = Rotation.random(100, random_state=int(rng.integers(1 << 31))).as_rotvec()
     return np.concatenate((axes[: len(angles)] * angles[:, None], uniform))
 
@@ -147,8 +153,13 @@ def test_slerp_matches_scipy(rng: np.random.Generator) -> None:
     starts = Rotation.random(20, random_state=3)
     ends = Rotation.random(20, random_state=4)
     # include nearly identical and nearly opposite pairs
-    ends = Rotation.concatenate([ends, starts[:3] * Rotation.from_rotvec([[1e-8, 0, 0]] * 3),
-                                 starts[3:6] * Rotation.from_rotvec([[0, np.pi - 1e-3, 0]] * 3)])
+    ends = Rotation.concatenate(
+        [
+            ends,
+            starts[:3] * Rotation.from_rotvec([[1e-8, 0, 0]] * 3),
+            starts[3:6] * Rotation.from_rotvec([[0, np.pi - 1e-3, 0]] * 3),
+        ]
+    )
     starts = Rotation.concatenate([starts, starts[:6]])
     t = np.linspace(0, 1, 7)
     q0 = as_torch(starts.as_quat()[:, [3, 0, 1, 2]])

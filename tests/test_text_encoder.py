@@ -79,7 +79,11 @@ def test_t5_tokenizer_folder_as_cogvideox_publishes_it(tmp_path):
     folder = tmp_path / "cogvideox"
     vocab_size = write_tokenizer(folder / "tokenizer")
     assert sorted(p.name for p in (folder / "tokenizer").iterdir()) == [
-        "added_tokens.json", "special_tokens_map.json", "spiece.model", "tokenizer_config.json"]
+        "added_tokens.json",
+        "special_tokens_map.json",
+        "spiece.model",
+        "tokenizer_config.json",
+    ]
     torch.manual_seed(0)
     config = T5Config(vocab_size=vocab_size, d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4)
     T5EncoderModel(config).save_pretrained(folder / "text_encoder")

@@ -22,10 +22,26 @@ from training.stage1_motion_vae import train as train_stage1
 from training.synthetic_clips import SyntheticClips
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_STAGE1 = dict(block_out_channels=(32, 32), layers_per_block=1, latent_channels=8, batch_size=4, warmup_steps=2,
-                   log_every=1, val_split="")
-TINY_STAGE0 = dict(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, layers_per_block=1, batch_size=2, warmup_steps=2, train_size=8,
-                   log_every=1, scaling_batches=2, val_split="")
+TINY_STAGE1 = dict(
+    block_out_channels=(32, 32),
+    layers_per_block=1,
+    latent_channels=8,
+    batch_size=4,
+    warmup_steps=2,
+    log_every=1,
+    val_split="",
+)
+TINY_STAGE0 = dict(
+    block_out_channels=(8, 8, 8, 8),
+    norm_num_groups=4,
+    layers_per_block=1,
+    batch_size=2,
+    warmup_steps=2,
+    train_size=8,
+    log_every=1,
+    scaling_batches=2,
+    val_split="",
+)
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -47,7 +63,10 @@ def test_config_from_file_and_command_line(tmp_path):
     for stage, name in ((Stage0Config, "stage0_video_vae.json"), (Stage1Config, "stage1_motion_vae.json")):
         assert load_config(stage, REPO / "training" / "configs" / name).max_steps > 0
     # the 4x-spatial VAE: three blocks, then the whole-clip phase from its export on 17-frame windows, encoder too
-    f4, clips = (load_config(Stage0Config, REPO / "training" / "configs" / f"stage0_video_vae_{n}.json") for n in ("f4", "f4_clips"))
+    f4, clips = (
+        load_config(Stage0Config, REPO / "training" / "configs" / f"stage0_video_vae_{n}.json")
+        for n in ("f4", "f4_clips")
+    )
     assert f4.block_out_channels == (16, 32, 64) and f4.train_frames == 9
     assert clips.init_from == f4.output_dir + "/video_vae" and clips.train_frames == 17 and not clips.train_decoder_only
 
@@ -59,7 +78,9 @@ def test_learning_rate_warms_up_holds_and_decays_to_zero():
     assert factors[11:] == pytest.approx([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
     assert learning_rate_factor(Stage1Config(warmup_steps=4, max_steps=20), 19) == 1.0  # no decay by default
     # the optimiser sees it
-    optimizer, scheduler = make_optimizer(torch.nn.Linear(2, 2), Stage1Config(learning_rate=0.1, warmup_steps=1, max_steps=4, decay_steps=2))
+    optimizer, scheduler = make_optimizer(
+        torch.nn.Linear(2, 2), Stage1Config(learning_rate=0.1, warmup_steps=1, max_steps=4, decay_steps=2)
+    )
     rates = []
     for _ in range(4):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -85,10 +106,14 @@ def test_batch_order_is_a_function_of_seed_and_position():
 
 def test_stage1_resume_continues_the_same_run(tmp_path):
     data = SyntheticClips(12, size=8, num_video_frames=9)
-    straight = train_stage1(Stage1Config(output_dir=str(tmp_path / "a"), max_steps=8, checkpoint_every=4, **TINY_STAGE1), data)
+    straight = train_stage1(
+        Stage1Config(output_dir=str(tmp_path / "a"), max_steps=8, checkpoint_every=4, **TINY_STAGE1), data
+    )
     part = Stage1Config(output_dir=str(tmp_path / "b"), max_steps=4, checkpoint_every=4, **TINY_STAGE1)
     train_stage1(part, data)
-    resumed = train_stage1(Stage1Config(output_dir=str(tmp_path / "b"), max_steps=8, checkpoint_every=4, **TINY_STAGE1), data)
+    resumed = train_stage1(
+        Stage1Config(output_dir=str(tmp_path / "b"), max_steps=8, checkpoint_every=4, **TINY_STAGE1), data
+    )
     assert_same_weights(straight, resumed)
     assert [r["loss"] for r in read_log(tmp_path / "a")] == [r["loss"] for r in read_log(tmp_path / "b")]
     assert (tmp_path / "b" / "checkpoints" / "step_0000008" / "config.json").is_file()
@@ -115,9 +140,13 @@ def test_stage0_crops_are_windows_of_the_batch():
 @pytest.mark.slow
 def test_stage0_resume_continues_the_same_run(tmp_path):
     data = SyntheticClips(6, size=16, num_video_frames=9)
-    straight = train_stage0(Stage0Config(output_dir=str(tmp_path / "a"), max_steps=4, checkpoint_every=2, **TINY_STAGE0), data)
+    straight = train_stage0(
+        Stage0Config(output_dir=str(tmp_path / "a"), max_steps=4, checkpoint_every=2, **TINY_STAGE0), data
+    )
     train_stage0(Stage0Config(output_dir=str(tmp_path / "b"), max_steps=2, checkpoint_every=2, **TINY_STAGE0), data)
-    resumed = train_stage0(Stage0Config(output_dir=str(tmp_path / "b"), max_steps=4, checkpoint_every=2, **TINY_STAGE0), data)
+    resumed = train_stage0(
+        Stage0Config(output_dir=str(tmp_path / "b"), max_steps=4, checkpoint_every=2, **TINY_STAGE0), data
+    )
     assert_same_weights(straight, resumed)
     assert resumed.config.scaling_factor == straight.config.scaling_factor != 1.15258426
     assert (tmp_path / "b" / "video_vae" / "config.json").is_file()
@@ -128,12 +157,22 @@ def test_stage0_decoder_fine_tuning_keeps_the_latent_space(tmp_path):
     init stay valid), the decoder moves, and the reconstruction of the training clips gets better."""
     data = SyntheticClips(4, size=16, num_video_frames=9)
     # an untrained VAE (one step at a vanishing rate), so that the decoder has much to learn in a few steps
-    base = train_stage0(Stage0Config(output_dir=str(tmp_path / "base"), max_steps=1, learning_rate=1e-9, **TINY_STAGE0), data)
+    base = train_stage0(
+        Stage0Config(output_dir=str(tmp_path / "base"), max_steps=1, learning_rate=1e-9, **TINY_STAGE0), data
+    )
     with pytest.raises(ValueError, match="needs init_from"):
-        train_stage0(Stage0Config(output_dir=str(tmp_path / "x"), max_steps=1, train_decoder_only=True, **TINY_STAGE0), data)
+        train_stage0(
+            Stage0Config(output_dir=str(tmp_path / "x"), max_steps=1, train_decoder_only=True, **TINY_STAGE0), data
+        )
     tuned = train_stage0(
-        Stage0Config(output_dir=str(tmp_path / "dec"), max_steps=40, learning_rate=3e-3, train_decoder_only=True,
-                     init_from=str(tmp_path / "base" / "video_vae"), **{**TINY_STAGE0, "train_size": 0}),
+        Stage0Config(
+            output_dir=str(tmp_path / "dec"),
+            max_steps=40,
+            learning_rate=3e-3,
+            train_decoder_only=True,
+            init_from=str(tmp_path / "base" / "video_vae"),
+            **{**TINY_STAGE0, "train_size": 0},
+        ),
         data,
     )
     assert tuned.config.scaling_factor == base.config.scaling_factor
@@ -149,8 +188,13 @@ def test_stage0_decoder_fine_tuning_keeps_the_latent_space(tmp_path):
 @pytest.mark.slow
 def test_stage1_loss_falls_and_held_out_metrics_are_reported(tmp_path):
     data, val = SyntheticClips(16, size=8, num_video_frames=9), SyntheticClips(4, size=8, num_video_frames=9, seed=1)
-    config = Stage1Config(output_dir=str(tmp_path), max_steps=60, checkpoint_every=60, learning_rate=3e-3,
-                          **{**TINY_STAGE1, "val_split": "val"})
+    config = Stage1Config(
+        output_dir=str(tmp_path),
+        max_steps=60,
+        checkpoint_every=60,
+        learning_rate=3e-3,
+        **{**TINY_STAGE1, "val_split": "val"},
+    )
     train_stage1(config, data, val)
     recon = [record["recon"] for record in read_log(tmp_path)]
     assert len(recon) == 60 and sum(recon[-5:]) / 5 < 0.8 * recon[0]
@@ -162,12 +206,32 @@ def test_stage1_loss_falls_and_held_out_metrics_are_reported(tmp_path):
 @pytest.mark.slow
 def test_stage1_survives_sigkill(tmp_path):
     """A real kill: the CLI is killed after its step-10 checkpoint, restarted, and ends where a straight run ends."""
-    args = ["--data_root", "synthetic:12", "--block_out_channels", "32,32", "--layers_per_block", "1",
-            "--latent_channels", "8", "--batch_size", "4", "--checkpoint_every", "5", "--log_every", "5", "--val_split", ""]
+    args = [
+        "--data_root",
+        "synthetic:12",
+        "--block_out_channels",
+        "32,32",
+        "--layers_per_block",
+        "1",
+        "--latent_channels",
+        "8",
+        "--batch_size",
+        "4",
+        "--checkpoint_every",
+        "5",
+        "--log_every",
+        "5",
+        "--val_split",
+        "",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "training.stage1_motion_vae", "--output_dir", str(run),
-                                "--max_steps", "100000", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training.stage1_motion_vae", "--output_dir", str(run), "--max_steps", "100000", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
     def saved_steps() -> list[int]:
         return [int(p.name[5:]) for p in (run / "checkpoints").glob("step_*") if (p / "trainer_state.json").is_file()]
@@ -184,8 +248,22 @@ def test_stage1_survives_sigkill(tmp_path):
         process.wait()
     latest = max(saved_steps())
     target = latest + 5
-    subprocess.run([sys.executable, "-m", "training.stage1_motion_vae", "--output_dir", str(run), "--max_steps", str(target),
-                    *args], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.stage1_motion_vae",
+            "--output_dir",
+            str(run),
+            "--max_steps",
+            str(target),
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
     from egotwin.models.motion_vae import MotionVAE
 

@@ -111,7 +111,10 @@ def test_loading_keeps_the_stored_dtype_or_takes_torch_dtype(tmp_path):
     ours = model.state_dict()
     assert all(torch.equal(ours[key], value) for key, value in cogvideox.state_dict().items())
     assert all(param.abs().sum() > 0 for param in model.motion_parameters() if param.dim() > 1)
-    assert EgoTwinTransformer3DModel.from_cogvideox(tmp_path / "cogvideox", torch_dtype=torch.float32, **MOTION).dtype == torch.float32
+    assert (
+        EgoTwinTransformer3DModel.from_cogvideox(tmp_path / "cogvideox", torch_dtype=torch.float32, **MOTION).dtype
+        == torch.float32
+    )
     model.save_pretrained(tmp_path / "egotwin")
     assert EgoTwinTransformer3DModel.from_pretrained(tmp_path / "egotwin").dtype == torch.bfloat16
     loaded = EgoTwinTransformer3DModel.from_pretrained(tmp_path / "egotwin", torch_dtype=torch.float32)
@@ -168,7 +171,9 @@ def test_a_patch_wider_than_the_model_is_refused():
     with pytest.raises(ValueError, match="256 values per token, more than the transformer's width \\(192\\)"):
         EgoTwinTransformer3DModel(**{**tiny, "patch_size": 4, "sample_height": 16, "sample_width": 16})
     # exactly as wide as a token's values is accepted
-    EgoTwinTransformer3DModel(**{**TINY_COGVIDEOX, "num_attention_heads": 1, "attention_head_dim": 16, "patch_size": 2, "out_channels": 4})
+    EgoTwinTransformer3DModel(
+        **{**TINY_COGVIDEOX, "num_attention_heads": 1, "attention_head_dim": 16, "patch_size": 2, "out_channels": 4}
+    )
 
 
 @pytest.mark.parametrize("name", ["cogvideox-2b", "cogvideox-5b"])

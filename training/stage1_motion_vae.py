@@ -90,7 +90,9 @@ def evaluate(
             poses.append(forward_kinematics(local, rest, trans))
         (rot_t, joints_t), (rot_r, joints_r) = poses
         sums["mpjpe_mm"] += 1000 * (joints_t - joints_r).norm(dim=-1).mean(dim=(1, 2)).sum().item()
-        sums["head_position_mm"] += 1000 * (joints_t[..., HEAD, :] - joints_r[..., HEAD, :]).norm(dim=-1).mean(1).sum().item()
+        sums["head_position_mm"] += (
+            1000 * (joints_t[..., HEAD, :] - joints_r[..., HEAD, :]).norm(dim=-1).mean(1).sum().item()
+        )
         angle = geodesic_angle(rot_t[..., HEAD, :, :], rot_r[..., HEAD, :, :])
         sums["head_rotation_deg"] += torch.rad2deg(angle).mean(1).sum().item()
     return {key: value / len(features) for key, value in sums.items()}
@@ -163,7 +165,9 @@ def train(config: Stage1Config, dataset: Dataset, val_dataset: Dataset | None = 
         if val_dataset is not None and len(val_dataset):
             val_features, val_rest = motion_features(val_dataset, representation)
             metrics = evaluate(model, val_features, val_rest, stats, representation)
-            (output_dir / "eval.json").write_text(json.dumps({"step": step, "split": config.val_split, **metrics}, indent=2) + "\n")
+            (output_dir / "eval.json").write_text(
+                json.dumps({"step": step, "split": config.val_split, **metrics}, indent=2) + "\n"
+            )
             print("held-out:", json.dumps(metrics))
     return model
 

@@ -70,6 +70,7 @@ class BodyModel:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> BodyModel:
         """Copy with the float tensors in `dtype` and every tensor on `device`."""
+
         def move(t: torch.Tensor | None, floating: bool) -> torch.Tensor | None:
             if t is None:
                 return None

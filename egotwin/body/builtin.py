@@ -50,7 +50,7 @@ def builtin_rest_joints(height: float = DEFAULT_HEIGHT, dtype: torch.dtype = tor
     rows = []
     for name in JOINT_NAMES:
         if name.startswith("right_"):
-            x, y, z = _REST_FRACTIONS["left_" + name[len("right_"):]]
+            x, y, z = _REST_FRACTIONS["left_" + name[len("right_") :]]
             x = -x
         else:
             x, y, z = _REST_FRACTIONS[name]
@@ -116,8 +116,12 @@ def _hand(wrist: np.ndarray, side: float, h: float) -> list[trimesh.Trimesh]:
     """
     x0 = wrist[0]
     palm_end = x0 + side * 0.064 * h
-    parts = [_box((x0 + side * 0.002 * h, wrist[1] - 0.013 * h, wrist[2] - 0.031 * h),
-                  (palm_end, wrist[1] + 0.013 * h, wrist[2] + 0.031 * h))]
+    parts = [
+        _box(
+            (x0 + side * 0.002 * h, wrist[1] - 0.013 * h, wrist[2] - 0.031 * h),
+            (palm_end, wrist[1] + 0.013 * h, wrist[2] + 0.031 * h),
+        )
+    ]
     finger_radius = 0.0072 * h
     for dz, length in zip((0.022, 0.0075, -0.0075, -0.022), (0.046, 0.052, 0.049, 0.040)):
         start = np.array([palm_end, wrist[1], wrist[2] + dz * h])

@@ -28,7 +28,9 @@ class HeadCameraRig:
         """(4, 4) pose of the camera in the head frame: camera_to_world = head_to_world @ this."""
         a = math.radians(self.pitch_down_deg)
         flip = torch.tensor([[-1.0, 0, 0], [0, -1.0, 0], [0, 0, 1.0]], dtype=torch.float64)  # OpenCV axes in head frame
-        pitch = torch.tensor([[1.0, 0, 0], [0, math.cos(a), math.sin(a)], [0, -math.sin(a), math.cos(a)]], dtype=torch.float64)
+        pitch = torch.tensor(
+            [[1.0, 0, 0], [0, math.cos(a), math.sin(a)], [0, -math.sin(a), math.cos(a)]], dtype=torch.float64
+        )
         pose = torch.eye(4, dtype=torch.float64)
         pose[:3, :3] = flip @ pitch
         pose[:3, 3] = torch.tensor(self.eye_offset, dtype=torch.float64)
@@ -53,7 +55,9 @@ def opencv_to_opengl(pose: torch.Tensor) -> torch.Tensor:
     return pose @ torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=pose.dtype, device=pose.device))
 
 
-def project(points: torch.Tensor, camera_to_world: torch.Tensor, intrinsics: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def project(
+    points: torch.Tensor, camera_to_world: torch.Tensor, intrinsics: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pinhole projection of world points (..., N, 3) by cameras (..., 4, 4) -> pixels (..., N, 2) and depths (..., N).
 
     Pixel (0, 0) is the top-left corner of the top-left pixel; depth <= 0 means behind the camera."""

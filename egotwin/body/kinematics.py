@@ -52,4 +52,3 @@ def local_from_global(global_rotations: torch.Tensor, parents: tuple[int, ...] =
     local = parent_rot.transpose(-1, -2) @ global_rotations
     local[..., 0, :, :] = global_rotations[..., 0, :, :]
     return local
-

@@ -57,9 +57,11 @@ def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
     m = matrix
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
     # Four candidate solutions, each well conditioned when its leading component is the largest.
-    q_abs = torch.stack(
-        (1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22), dim=-1
-    ).clamp_min(0).sqrt()
+    q_abs = (
+        torch.stack((1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22), dim=-1)
+        .clamp_min(0)
+        .sqrt()
+    )
     r = lambda i, j: m[..., i, j]  # noqa: E731
     candidates = torch.stack(
         (
@@ -81,9 +83,15 @@ def quaternion_to_matrix(quaternion: torch.Tensor) -> torch.Tensor:
     w, x, y, z = F.normalize(quaternion, dim=-1).unbind(-1)
     return torch.stack(
         (
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ),
         dim=-1,
     ).reshape(*quaternion.shape[:-1], 3, 3)
@@ -140,5 +148,7 @@ def geodesic_angle(r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
     rel = r1.transpose(-1, -2) @ r2
     cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1.0, 1.0)
     # acos loses precision near 0; use atan2 of the sine (from the skew part) and cosine.
-    skew = torch.stack((rel[..., 2, 1] - rel[..., 1, 2], rel[..., 0, 2] - rel[..., 2, 0], rel[..., 1, 0] - rel[..., 0, 1]), -1)
+    skew = torch.stack(
+        (rel[..., 2, 1] - rel[..., 1, 2], rel[..., 0, 2] - rel[..., 2, 0], rel[..., 1, 0] - rel[..., 0, 1]), -1
+    )
     return torch.atan2(skew.norm(dim=-1) / 2, cos)

@@ -25,8 +25,19 @@ GENDERS = ("neutral", "male", "female")
 
 # Keys smplx.SMPLX reads from the model file (smplx/body_models.py: SMPL, SMPLH and SMPLX constructors).
 REQUIRED_KEYS = (
-    "v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights",
-    "hands_componentsl", "hands_componentsr", "hands_meanl", "hands_meanr", "lmk_faces_idx", "lmk_bary_coords",
+    "v_template",
+    "f",
+    "shapedirs",
+    "posedirs",
+    "J_regressor",
+    "kintree_table",
+    "weights",
+    "hands_componentsl",
+    "hands_componentsr",
+    "hands_meanl",
+    "hands_meanr",
+    "lmk_faces_idx",
+    "lmk_bary_coords",
 )
 
 
@@ -126,8 +137,13 @@ def smplx_body_model(
     if betas.shape[0] > max_betas:
         raise ValueError(f"{path} has {max_betas} shape coefficients, got {betas.shape[0]} betas")
     model = smplx.create(
-        str(path), model_type="smplx", gender=gender, ext=path.suffix[1:], num_betas=betas.shape[0],
-        use_pca=False, flat_hand_mean=True,
+        str(path),
+        model_type="smplx",
+        gender=gender,
+        ext=path.suffix[1:],
+        num_betas=betas.shape[0],
+        use_pca=False,
+        flat_hand_mean=True,
     )
     with torch.no_grad():
         # At zero pose every joint transform is the identity, so the output is the shaped rest mesh and joints.

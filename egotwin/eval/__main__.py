@@ -356,8 +356,12 @@ def main(argv: list[str] | None = None) -> dict:
 
         pipe = EgoTwinPipeline.from_pretrained(args.checkpoint).to(args.device)
         pipe.set_progress_bar_config(disable=True)
-    scales = GuidanceScales(text=args.guidance_scale, motion=args.motion_guidance_scale, video=args.video_guidance_scale)
-    alignment = None if args.no_alignment else exact_alignment(args.data_root, [dataset.records[i] for i in indices], args)
+    scales = GuidanceScales(
+        text=args.guidance_scale, motion=args.motion_guidance_scale, video=args.video_guidance_scale
+    )
+    alignment = (
+        None if args.no_alignment else exact_alignment(args.data_root, [dataset.records[i] for i in indices], args)
+    )
     # renders of the scored head paths go through the VAE that decoded the video (none for the clips' own videos)
     alignment_vae = pipe.vae if pipe is not None else video_vae
     rig = pipe.rig if pipe is not None else HeadCameraRig()
@@ -398,7 +402,9 @@ def main(argv: list[str] | None = None) -> dict:
         "num_inference_steps": None if args.ground_truth else args.num_inference_steps,
         "mode": None if args.ground_truth else args.mode,
         "guidance (text, motion, video)": None if args.ground_truth else [scales.text, scales.motion, scales.video],
-        "motion_lead": None if args.ground_truth or args.mode != "t2vm" else pipe.motion_lead_for("t2vm", args.motion_lead),
+        "motion_lead": None
+        if args.ground_truth or args.mode != "t2vm"
+        else pipe.motion_lead_for("t2vm", args.motion_lead),
         "checkpoint": args.checkpoint,
         "video_vae": args.video_vae,
         "evaluators": args.evaluators,

@@ -125,7 +125,8 @@ def summarize(probe: Probe, rows: list[dict]) -> dict:
         )
         out["generated_video_follows_head"] = (
             float(np.mean([np.sign(g["video_yaw_deg"]) == np.sign(g["head_yaw_deg"]) for g in generated]))
-            if rows else float("nan")
+            if rows
+            else float("nan")
         )
     return out
 
@@ -135,10 +136,14 @@ def turns_summary(clips: dict[str, list[dict]]) -> dict:
     signed by the head's turn (positive: the same way), its median, and a one-sided Wilcoxon signed-rank test against
     a video that turns either way at random (the sign of a dozen clips alone tells little)."""
     names = {probe.name for probe in PROBES if probe.measure == "yaw"}
-    along = np.array([
-        np.sign(row["generated"]["head_yaw_deg"]) * row["generated"]["video_yaw_deg"]
-        for name, rows in clips.items() if name in names for row in rows
-    ])
+    along = np.array(
+        [
+            np.sign(row["generated"]["head_yaw_deg"]) * row["generated"]["video_yaw_deg"]
+            for name, rows in clips.items()
+            if name in names
+            for row in rows
+        ]
+    )
     if len(along) == 0:
         return {"clips": 0}
     return {
@@ -241,8 +246,13 @@ def main(argv: list[str] | None = None) -> dict:
             truth = ground_truth_sample(item)
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
             sample = generate_sample(
-                pipe, item, config.mode, generator, config.num_inference_steps,
-                GuidanceScales(motion=config.motion_guidance_scale), config.motion_lead,
+                pipe,
+                item,
+                config.mode,
+                generator,
+                config.num_inference_steps,
+                GuidanceScales(motion=config.motion_guidance_scale),
+                config.motion_lead,
             )
             rows.append(
                 {

@@ -107,7 +107,7 @@ class TextMotionEvaluator(ModelMixin, ConfigMixin):
             self.feature_stats.save(Path(save_directory) / FEATURE_STATS_NAME)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> "TextMotionEvaluator":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> TextMotionEvaluator:
         model = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         model.feature_stats = FeatureStats.load(
             Path(pretrained_model_name_or_path) / FEATURE_STATS_NAME, representation=model.config.representation

@@ -216,8 +216,10 @@ PROG = "python -m egotwin.eval.table"
 
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(TableConfig, argv, prog=PROG)
-    errors = ["give at least one run folder" if not config.runs else "",
-              "--output_dir is required" if not config.output_dir else ""]
+    errors = [
+        "give at least one run folder" if not config.runs else "",
+        "--output_dir is required" if not config.output_dir else "",
+    ]
     if any(errors):
         raise SystemExit(f"{PROG}: error: " + "; ".join(e for e in errors if e))
     try:

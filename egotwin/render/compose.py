@@ -50,7 +50,7 @@ class Mp4Writer:
     def close(self) -> None:
         self._writer.close()
 
-    def __enter__(self) -> "Mp4Writer":
+    def __enter__(self) -> Mp4Writer:
         return self
 
     def __exit__(self, *exc) -> None:

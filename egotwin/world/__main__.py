@@ -71,8 +71,11 @@ def generate_command(argv: list[str]) -> None:
     from egotwin.world.generate import WorldConfig, generate
 
     world = WorldConfig(
-        width=config.width, height=config.height, clips_per_apartment=config.clips_per_apartment,
-        turn_speed_deg=config.turn_speed, textured=config.textured,
+        width=config.width,
+        height=config.height,
+        clips_per_apartment=config.clips_per_apartment,
+        turn_speed_deg=config.turn_speed,
+        textured=config.textured,
     )
     records = generate(Path(config.output_dir), config.clips, config.seed, config.workers, world)
     splits = {s: sum(r["split"] == s for r in records) for s in SPLITS}

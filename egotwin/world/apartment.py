@@ -427,7 +427,13 @@ def generate_apartment(seed: int) -> Apartment:
     shell = trimesh.util.concatenate(shell_parts)
     shell_surfaces = np.concatenate([np.full(len(p.faces), s) for p, s in zip(shell_parts, surfaces, strict=True)])
     return Apartment(
-        seed=seed, rooms=rooms, doors=doors, objects=objects, shell=shell, lights=lights, walls=walls,
+        seed=seed,
+        rooms=rooms,
+        doors=doors,
+        objects=objects,
+        shell=shell,
+        lights=lights,
+        walls=walls,
         shell_surfaces=shell_surfaces,
     )
 

@@ -65,7 +65,7 @@ class BodyControls:
     """(T, 2) 0 = free arm swinging, 1 = wrist at its target."""
 
     @classmethod
-    def standing(cls, num_frames: int, position: tuple[float, float], heading: float) -> "BodyControls":
+    def standing(cls, num_frames: int, position: tuple[float, float], heading: float) -> BodyControls:
         t = num_frames
         return cls(
             root_xz=np.tile(np.asarray(position, dtype=np.float64), (t, 1)),

@@ -68,14 +68,18 @@ def pinhole_camera(fisheye, size: int) -> PinholeCamera:
     upright = calibration.rotate_camera_calib_cw90deg(linear)
     up_width, up_height = (int(v) for v in upright.get_image_size())
     if up_width != up_height:
-        raise ValueError(f"the RGB camera is {up_width}x{up_height}; the converter expects a square sensor (Aria: 1408)")
+        raise ValueError(
+            f"the RGB camera is {up_width}x{up_height}; the converter expects a square sensor (Aria: 1408)"
+        )
     scale = size / up_width
     fx, fy = (float(v) for v in upright.get_focal_lengths())
     cx, cy = (float(v) for v in upright.get_principal_point())
     intrinsics = np.array([[fx * scale, 0, (cx + 0.5) * scale], [0, fy * scale, (cy + 0.5) * scale], [0, 0, 1.0]])
     # the resampling map: distort_by_calibration of the coordinate ramps (bilinear on a ramp is exact)
     columns, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    map_x, map_y, seen = (calibration.distort_by_calibration(a, linear, fisheye) for a in (columns, rows, np.ones_like(rows)))
+    map_x, map_y, seen = (
+        calibration.distort_by_calibration(a, linear, fisheye) for a in (columns, rows, np.ones_like(rows))
+    )
     map_x, map_y = (np.where(seen > 0.5, m, -1).astype(np.float32) for m in (map_x, map_y))
     return PinholeCamera(intrinsics, se3_matrix(upright.get_transform_device_camera()), size, map_x, map_y)
 
@@ -83,8 +87,10 @@ def pinhole_camera(fisheye, size: int) -> PinholeCamera:
 def undistort(camera: PinholeCamera, image: np.ndarray) -> np.ndarray:
     """A raw (stored, sideways) fisheye RGB image (H, W, 3) uint8 -> the upright pinhole image (size, size, 3)."""
     if image.shape[:2] != camera.map_x.shape:
-        raise ValueError(f"RGB image is {image.shape[1]}x{image.shape[0]}, its calibration {camera.map_x.shape[1]}x"
-                         f"{camera.map_x.shape[0]}")
+        raise ValueError(
+            f"RGB image is {image.shape[1]}x{image.shape[0]}, its calibration {camera.map_x.shape[1]}x"
+            f"{camera.map_x.shape[0]}"
+        )
     linear = cv2.remap(image, camera.map_x, camera.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     upright = np.ascontiguousarray(np.rot90(linear, k=3))
     return cv2.resize(upright, (camera.size, camera.size), interpolation=cv2.INTER_AREA)
@@ -123,7 +129,9 @@ class HeadRecording:
         """The RGB frame captured closest to a device time: (H, W, 3) uint8 and its own capture time (us)."""
         sensor_data = self._sensor_data
         image, record = self.provider.get_image_data_by_time_ns(
-            self._rgb, round(device_time_us * 1000), sensor_data.TimeDomain.DEVICE_TIME,
+            self._rgb,
+            round(device_time_us * 1000),
+            sensor_data.TimeDomain.DEVICE_TIME,
             sensor_data.TimeQueryOptions.CLOSEST,
         )
         array = image.to_numpy_array()

@@ -108,8 +108,10 @@ def regular_time_grid(timestamps_us: np.ndarray, fps: float) -> tuple[np.ndarray
     grid = t0 + index * step
     off = ~(np.abs(timestamps_us - grid) <= MAX_STEP_ERROR_US)  # NaN stamps count as off
     if off.mean() > 0.01:
-        raise ValueError(f"{off.sum()} of {len(off)} time stamps lie more than {MAX_STEP_ERROR_US} us off a regular "
-                         f"{fps:g} Hz grid (dropped or repeated frames)")
+        raise ValueError(
+            f"{off.sum()} of {len(off)} time stamps lie more than {MAX_STEP_ERROR_US} us off a regular "
+            f"{fps:g} Hz grid (dropped or repeated frames)"
+        )
     return np.round(grid).astype(np.int64), off
 
 
@@ -194,7 +196,9 @@ def read_smpl(path: str | Path) -> SmplFits:
     stamps = _require(path, arrays, "timestamps").reshape(-1)
     n = len(stamps)
     shapes = {"global_orient": 3, "body_pose": 69, "transl": 3}
-    values = {key: _require(path, arrays, key, width).reshape(-1, width).astype(np.float64) for key, width in shapes.items()}
+    values = {
+        key: _require(path, arrays, key, width).reshape(-1, width).astype(np.float64) for key, width in shapes.items()
+    }
     betas = _require(path, arrays, "betas").astype(np.float64)
     betas = betas.reshape(-1, betas.shape[-1]).mean(0)
     for key, value in values.items():
@@ -222,8 +226,16 @@ class Trajectory:
     """(M,) `quality_score`; NaN where the file has no such column."""
 
 
-TRAJECTORY_COLUMNS = ("tracking_timestamp_us", "tx_world_device", "ty_world_device", "tz_world_device",
-                      "qx_world_device", "qy_world_device", "qz_world_device", "qw_world_device")
+TRAJECTORY_COLUMNS = (
+    "tracking_timestamp_us",
+    "tx_world_device",
+    "ty_world_device",
+    "tz_world_device",
+    "qx_world_device",
+    "qy_world_device",
+    "qz_world_device",
+    "qw_world_device",
+)
 
 
 def read_trajectory(path: str | Path) -> Trajectory:
@@ -242,7 +254,9 @@ def read_trajectory(path: str | Path) -> Trajectory:
         raise NymeriaFormatError(f"{path}: missing columns {missing} (an MPS closed-loop trajectory has them)")
     try:
         values = table[list(TRAJECTORY_COLUMNS)].to_numpy(np.float64)
-        quality = table["quality_score"].to_numpy(np.float64) if "quality_score" in table else np.full(len(table), np.nan)
+        quality = (
+            table["quality_score"].to_numpy(np.float64) if "quality_score" in table else np.full(len(table), np.nan)
+        )
     except ValueError as error:
         raise NymeriaFormatError(f"{path}: non-numeric pose values ({error})") from error
     keep = np.isfinite(values).all(1) & (np.linalg.norm(values[:, 4:], axis=1) > MIN_QUATERNION_NORM)

@@ -28,8 +28,12 @@ from egotwin.motion.random_motion import walking_motion
 
 NARRATION_COLUMNS = {
     "atomic_action": ["Describe my atomic actions"],
-    "motion_narration": ["Describe my body posture", "Describe my hands/arms motion", "Describe my legs/feet motion",
-                         "Describe my focus attention"],
+    "motion_narration": [
+        "Describe my body posture",
+        "Describe my hands/arms motion",
+        "Describe my legs/feet motion",
+        "Describe my focus attention",
+    ],
     "activity_summarization": ["Describe my activity"],
 }
 """The text columns of each narration file, as the released files name them."""
@@ -142,13 +146,18 @@ def write_trajectory(path: Path, motion_1k: Motion, spec: FixtureSpec, rng: np.r
     pos = pos + rng.normal(scale=spec.slam_noise_m, size=pos.shape) if spec.slam_noise_m else pos
     quat = Rotation.from_matrix(ZUP_TO_YUP.T @ device[:, :3, :3]).as_quat()  # x, y, z, w
     stamps = spec.device_start_us + np.round(np.arange(len(pos)) / motion_1k.fps * 1e6).astype(np.int64)
-    header = ("graph_uid,tracking_timestamp_us,utc_timestamp_ns,tx_world_device,ty_world_device,tz_world_device,"
-              "qx_world_device,qy_world_device,qz_world_device,qw_world_device,gravity_x_world,gravity_y_world,"
-              "gravity_z_world,quality_score")
+    header = (
+        "graph_uid,tracking_timestamp_us,utc_timestamp_ns,tx_world_device,ty_world_device,tz_world_device,"
+        "qx_world_device,qy_world_device,qz_world_device,qw_world_device,gravity_x_world,gravity_y_world,"
+        "gravity_z_world,quality_score"
+    )
     with open(path, "w") as file:
         file.write(header + "\n")
-        file.writelines(f"g0,{t},{t * 1000 + 1_680_000_000_000_000_000},{p[0]:.7f},{p[1]:.7f},{p[2]:.7f},"
-                       f"{q[0]:.9f},{q[1]:.9f},{q[2]:.9f},{q[3]:.9f},0,0,-9.81,{spec.quality_score}\n" for t, p, q in zip(stamps, pos, quat))
+        file.writelines(
+            f"g0,{t},{t * 1000 + 1_680_000_000_000_000_000},{p[0]:.7f},{p[1]:.7f},{p[2]:.7f},"
+            f"{q[0]:.9f},{q[1]:.9f},{q[2]:.9f},{q[3]:.9f},0,0,-9.81,{spec.quality_score}\n"
+            for t, p, q in zip(stamps, pos, quat)
+        )
 
 
 def write_narrations(folder: Path, spec: FixtureSpec) -> None:
@@ -157,8 +166,10 @@ def write_narrations(folder: Path, spec: FixtureSpec) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for level in NARRATION_LEVELS:
         columns = NARRATION_COLUMNS[level]
-        rows = [{"start_time": s, "end_time": e, **{c: (text if i == 0 else "") for i, c in enumerate(columns)}}
-                for s, e, text in spec.narrations.get(level, [])]
+        rows = [
+            {"start_time": s, "end_time": e, **{c: (text if i == 0 else "") for i, c in enumerate(columns)}}
+            for s, e, text in spec.narrations.get(level, [])
+        ]
         extra = {"atomic_action": ["request_id", "gaia_id"]}.get(level, [])
         table = pd.DataFrame(rows, columns=["start_time", "end_time", *columns])
         for name in extra:
@@ -190,8 +201,14 @@ def fixture_motion(duration_s: float = 30.0, seed: int = 0) -> Motion:
     times = torch.arange(motion.num_frames, dtype=torch.float64) / motion.fps
     phase = 2 * math.pi * (seed % 7) / 7
 
-    nod = torch.stack((0.35 * torch.sin(2 * math.pi * 0.23 * times + phase), 0.5 * torch.sin(2 * math.pi * 0.11 * times),
-                       0.25 * torch.sin(2 * math.pi * 0.17 * times + 1.0)), dim=-1)
+    nod = torch.stack(
+        (
+            0.35 * torch.sin(2 * math.pi * 0.23 * times + phase),
+            0.5 * torch.sin(2 * math.pi * 0.11 * times),
+            0.25 * torch.sin(2 * math.pi * 0.17 * times + 1.0),
+        ),
+        dim=-1,
+    )
     body_pose = motion.body_pose.clone()
     head = JOINT_INDEX["head"] - 1
     body_pose[:, head] = axis_angle_to_matrix(nod) @ body_pose[:, head]
@@ -203,8 +220,9 @@ class SyntheticRecording:
     frames captured at `rate_hz` from `first_capture_us` on, each a flat image whose grey level is its frame index
     (mod 256), the TIME_CODE clock of `spec`, and a Fisheye624 calibration (projectaria_tools)."""
 
-    def __init__(self, calibration, spec: FixtureSpec, first_capture_us: float, rate_hz: float = 30.0,
-                 count: int = 2000):
+    def __init__(
+        self, calibration, spec: FixtureSpec, first_capture_us: float, rate_hz: float = 30.0, count: int = 2000
+    ):
         self.calibration, self.spec, self.rate_hz = calibration, spec, rate_hz
         self.captures_us = first_capture_us + np.arange(count) * 1e6 / rate_hz
         width, height = (int(v) for v in calibration.get_image_size())
@@ -232,6 +250,11 @@ def write_smpl_fits(folder: Path, motion: Motion, spec: FixtureSpec, betas: np.n
     device_us = spec.device_start_us + np.arange(n) / fps * 1e6
     pose = np.concatenate((motion.pose_body.numpy(), np.zeros((n, 6))), axis=1)
     (folder / "body").mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "body" / "xdata_smpl_neutral.npz", betas=np.tile(betas, (n, 1)), body_pose=pose,
-             global_orient=motion.root_orient.numpy(), transl=motion.trans.numpy(),
-             timestamps=np.round(device_us + spec.timecode_offset_us).astype(np.int64))
+    np.savez(
+        folder / "body" / "xdata_smpl_neutral.npz",
+        betas=np.tile(betas, (n, 1)),
+        body_pose=pose,
+        global_orient=motion.root_orient.numpy(),
+        transl=motion.trans.numpy(),
+        timestamps=np.round(device_us + spec.timecode_offset_us).astype(np.int64),
+    )

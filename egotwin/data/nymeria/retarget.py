@@ -40,7 +40,9 @@ SEGMENT_INDEX = np.array([XSENS_SEGMENTS.index(SEGMENT_OF_JOINT[name]) for name 
 
 def tpose_heading(tpose_positions: np.ndarray) -> np.ndarray:
     """(3, 3) F: columns = the T-pose's left, up and forward in the Y-up world (our rest axes x, y, z)."""
-    hips = ZUP_TO_YUP @ (tpose_positions[XSENS_SEGMENTS.index("L_UpperLeg")] - tpose_positions[XSENS_SEGMENTS.index("R_UpperLeg")])
+    hips = ZUP_TO_YUP @ (
+        tpose_positions[XSENS_SEGMENTS.index("L_UpperLeg")] - tpose_positions[XSENS_SEGMENTS.index("R_UpperLeg")]
+    )
     left = np.array([hips[0], 0.0, hips[2]])
     if np.linalg.norm(left) < 1e-3:
         raise ValueError("the XSens T-pose has both hips at one place: cannot tell which way it faces")
@@ -74,4 +76,3 @@ def retarget_xsens(xsens: XSensMotion, frames: np.ndarray, fps: float) -> Motion
         fps=fps,
     )
     return motion
-

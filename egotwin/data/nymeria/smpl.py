@@ -26,7 +26,9 @@ def smpl_rest(model_path: str | Path, betas: np.ndarray) -> tuple[np.ndarray, fl
     height above the floor at rest."""
     path = Path(model_path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no SMPL model file (--smpl_model: SMPL_NEUTRAL.pkl or .npz from smpl.is.tue.mpg.de)")
+        raise FileNotFoundError(
+            f"{path}: no SMPL model file (--smpl_model: SMPL_NEUTRAL.pkl or .npz from smpl.is.tue.mpg.de)"
+        )
     data = _read_model_file(path)
     missing = [key for key in ("v_template", "shapedirs", "J_regressor") if key not in data]
     if missing:
