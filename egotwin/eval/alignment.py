@@ -41,8 +41,9 @@ from egotwin.data.constants import NUM_VIDEO_FRAMES
 from egotwin.eval.table import ALIGNMENT_COLUMNS
 from egotwin.models.video_vae import round_trip_frames
 from egotwin.motion.motion import Motion
+from egotwin.world.generate import load_default_body
 from egotwin.world.render import EgoRenderer
-from egotwin.world.replay import ClipWorld
+from egotwin.world.replay import ClipSource, ClipWorld, check_rebuilt, clip_source, rebuild_clip_world
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,7 @@ class HeadView:
 
 
 def what_the_head_sees(
-    source,
+    source: ClipSource,
     motion: Motion,
     camera_to_world: np.ndarray,
     video: np.ndarray | None = None,
@@ -348,16 +349,13 @@ def what_the_head_sees(
     """The demo's third panel: re-render the apartment of an EgoWorld start frame from generated head cameras.
 
     Args:
-        source: the `egotwin.world.replay.ClipSource` of the clip the start frame (and start pose) came from.
+        source: the clip the start frame (and start pose) came from.
         motion: the generated motion (81 frames), in the canonical frame of its start pose (the pipeline's output).
         camera_to_world: (41, 4, 4) its head cameras, same frame (`EgoTwinPipelineOutput.camera_to_world`).
         video: (41, H, W, 3) uint8, the generated video to score (optional); renders take its size.
         vae: the video VAE the video was decoded by (the pipeline's `vae`): renders go through it first.
         rig: the head camera the model was trained with (`pipe.rig`; default `HeadCameraRig()`).
     """
-    from egotwin.world.generate import load_default_body
-    from egotwin.world.replay import rebuild_clip_world
-
     body = load_default_body(source.body_height)
     world = rebuild_clip_world(source, torch.as_tensor(np.asarray(body.rest_joints), dtype=torch.float32))
     height, width = (64, 64) if video is None else np.asarray(video).shape[1:3]
@@ -386,9 +384,6 @@ class ClipSetAlignment:
 
     def __init__(self, root, records: list[dict], config: AlignmentConfig = AlignmentConfig()) -> None:
         """NotEgoWorldError when the set has no apartment seeds (user data) or was made by another EgoWorld version."""
-        from egotwin.world.generate import load_default_body
-        from egotwin.world.replay import check_rebuilt, clip_source, rebuild_clip_world
-
         sources = [clip_source(root, record) for record in records]
         self.body = load_default_body(sources[0].body_height)
         rest_joints = torch.as_tensor(np.asarray(self.body.rest_joints), dtype=torch.float32)
