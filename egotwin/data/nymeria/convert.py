@@ -482,9 +482,15 @@ def _read_journal(path: Path, config: NymeriaConfig) -> dict[str, dict]:
     return done
 
 
-def _worker(job: tuple[str, str, NymeriaConfig]) -> dict:
-    torch.set_num_threads(1)
+def _convert(job: tuple[str, str, NymeriaConfig]) -> dict:
     return asdict(convert_sequence(*job))
+
+
+def _pool_worker(job: tuple[str, str, NymeriaConfig]) -> dict:
+    # one torch thread per pool worker (the workers fill the cores); never set in the caller's own process, whose
+    # thread count is the caller's business (a changed count changes float sums elsewhere)
+    torch.set_num_threads(1)
+    return _convert(job)
 
 
 def write_report(output_dir: Path, results: list[dict]) -> dict:
@@ -551,11 +557,11 @@ def convert(config: NymeriaConfig, progress: bool = True) -> dict:
         jobs = [(s, str(root), config) for s in todo]
         if config.workers == 1:
             for job in jobs:
-                finish(_worker(job))
+                finish(_convert(job))
         elif jobs:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(config.workers, mp_context=context) as pool:
-                for result in pool.map(_worker, jobs):
+                for result in pool.map(_pool_worker, jobs):
                     finish(result)
     bar.close()
     results = [done[name] for name in sorted(done)]
