@@ -482,7 +482,7 @@ def _read_journal(path: Path, config: NymeriaConfig) -> dict[str, dict]:
     return done
 
 
-def _convert(job: tuple[str, str, NymeriaConfig]) -> dict:
+def _convert_job(job: tuple[str, str, NymeriaConfig]) -> dict:
     return asdict(convert_sequence(*job))
 
 
@@ -490,7 +490,7 @@ def _pool_worker(job: tuple[str, str, NymeriaConfig]) -> dict:
     # one torch thread per pool worker (the workers fill the cores); never set in the caller's own process, whose
     # thread count is the caller's business (a changed count changes float sums elsewhere)
     torch.set_num_threads(1)
-    return _convert(job)
+    return _convert_job(job)
 
 
 def write_report(output_dir: Path, results: list[dict]) -> dict:
@@ -557,7 +557,7 @@ def convert(config: NymeriaConfig, progress: bool = True) -> dict:
         jobs = [(s, str(root), config) for s in todo]
         if config.workers == 1:
             for job in jobs:
-                finish(_convert(job))
+                finish(_convert_job(job))
         elif jobs:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(config.workers, mp_context=context) as pool:
