@@ -272,3 +272,30 @@ def test_tables_show_chance_beside_each_result():
     assert lines[2].startswith("| T2VM | 0.700 ± 0.100<br>unrelated 1.000, still camera 1.020 | n/a |")
     runs = {"T2VM": {"summary": summary, "settings": {}}}
     assert lines[2] in comparison_markdown(runs)
+
+
+def test_a_textured_clip_set_is_re_rendered_textured(tmp_path, body):
+    """A `--textured` run's clips come back from their ids with their textures: the rebuilt render equals the clip's
+    video, where a flat render of the same path does not."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generate(
+            tmp_path, 1, seed=4242, workers=1, config=WorldConfig(clips_per_apartment=1, textured=True), progress=False
+        )
+    finally:
+        torch.set_num_threads(threads)
+    record = read_metadata(tmp_path)[0]
+    source = clip_source(tmp_path, record)
+    assert source.textured and source.as_dict()["textured"] is True
+    world = rebuild_clip_world(source, torch.as_tensor(np.asarray(body.rest_joints)))
+    clip = read_clip(tmp_path / record["path"])
+    errors = {}
+    for textured in (True, False):
+        renderer = AlignmentRenderer(body, textured=textured)
+        try:
+            renders = renderer.render_paths(world, world.motion, clip["camera_to_world"][None])[0]
+        finally:
+            renderer.close()
+        errors[textured] = np.abs(renders.astype(float) - clip["frames"].astype(float)).mean()
+    assert errors[True] < 2.0 < errors[False]

@@ -129,8 +129,10 @@ class AlignmentRenderer:
     """Renders reference paths in rebuilt clip worlds: one EgoRenderer, whose scene is rebuilt only when the
     apartment changes (keep clips of one apartment together)."""
 
-    def __init__(self, body, width: int = 64, height: int = 64, rig: HeadCameraRig | None = None) -> None:
-        self.renderer = EgoRenderer(body, width, height, rig or HeadCameraRig())
+    def __init__(
+        self, body, width: int = 64, height: int = 64, rig: HeadCameraRig | None = None, textured: bool = False
+    ) -> None:
+        self.renderer = EgoRenderer(body, width, height, rig or HeadCameraRig(), textured)
         self._apartment_seed: int | None = None
 
     def close(self) -> None:
@@ -359,7 +361,7 @@ def what_the_head_sees(
     body = load_default_body(source.body_height)
     world = rebuild_clip_world(source, torch.as_tensor(np.asarray(body.rest_joints), dtype=torch.float32))
     height, width = (64, 64) if video is None else np.asarray(video).shape[1:3]
-    renderer = AlignmentRenderer(body, width, height, rig)
+    renderer = AlignmentRenderer(body, width, height, rig, source.textured)
     try:
         motion, cameras = align_to_clip(motion, camera_to_world, world.motion)
         if video is None:
@@ -385,6 +387,7 @@ class ClipSetAlignment:
     def __init__(self, root, records: list[dict], config: AlignmentConfig = AlignmentConfig()) -> None:
         """NotEgoWorldError when the set has no apartment seeds (user data) or was made by another EgoWorld version."""
         sources = [clip_source(root, record) for record in records]
+        self.textured = sources[0].textured  # one run's setting: every clip of the set shares it
         self.body = load_default_body(sources[0].body_height)
         rest_joints = torch.as_tensor(np.asarray(self.body.rest_joints), dtype=torch.float32)
         self.worlds = [rebuild_clip_world(source, rest_joints) for source in sources]
@@ -397,7 +400,7 @@ class ClipSetAlignment:
         """`alignment_metrics` of samples of these clips (in order), renders through `vae` when given."""
         if self.renderer is None:
             height, width = samples[0]["frames"].shape[1:3]
-            self.renderer = AlignmentRenderer(self.body, width, height, rig)
+            self.renderer = AlignmentRenderer(self.body, width, height, rig, self.textured)
         return alignment_metrics(samples, self.worlds, self.renderer, vae, self.config)
 
     def close(self) -> None:

@@ -43,6 +43,8 @@ class ClipSource:
     apartment_index: int
     turn_speed_deg: float = TURN_SPEED_DEG
     body_height: float = WorldConfig.body_height
+    textured: bool = False
+    """Whether the run drew its apartments with textures (`--textured`): renders of its clips must too."""
 
     @property
     def apartment_seed(self) -> int:
@@ -60,7 +62,8 @@ class ClipSource:
             )
         if clip.group(1) != flat.group(1):
             raise NotEgoWorldError(f"clip {clip_id!r} and apartment {apartment!r} name different seeds")
-        settings = {"turn_speed_deg": TURN_SPEED_DEG, "body_height": WorldConfig.body_height, **(settings or {})}
+        defaults = {"turn_speed_deg": TURN_SPEED_DEG, "body_height": WorldConfig.body_height, "textured": False}
+        settings = {**defaults, **(settings or {})}
         if "seed" in settings and int(settings["seed"]) != int(clip.group(1)):
             raise NotEgoWorldError(f"clip {clip_id!r} is not from the run of seed {settings['seed']}")
         return cls(
@@ -69,6 +72,7 @@ class ClipSource:
             int(flat.group(2)),
             float(settings["turn_speed_deg"]),
             float(settings["body_height"]),
+            bool(settings["textured"]),
         )
 
     def as_dict(self) -> dict:
@@ -78,6 +82,7 @@ class ClipSource:
             "apartment_index": self.apartment_index,
             "turn_speed_deg": self.turn_speed_deg,
             "body_height": self.body_height,
+            "textured": self.textured,
         }
 
 
