@@ -5,7 +5,7 @@ A start frame is tied to its apartment by its pixels: the frame as the model see
 must equal an example's. Any other frame (an upload, a photograph) has no apartment to render, and the panel says so.
 The render goes through the checkpoint's video VAE, like the generated video, and scores it with the exact alignment
 on a coarse grid (views every 90 degrees: about 4 s on two CPU cores; the evaluation's 10-30 degree grids give nearly
-the same figure, 0.66 against 0.69 on the turn-left example); it runs after the video is shown.
+the same figure, 0.66 against 0.69 on the turn-left example); it runs when the visitor asks for it.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def head_view_panel(pipe, output, source: dict | None, folder: Path) -> HeadView
         pipe.vae,
         pipe.rig,
         AlignmentConfig(yaw_step_deg=GRID_DEG, pitch_offsets_deg=(0.0,)),
+        vae_batch_size=1,  # one reference video per VAE pass: the app's peak memory stays that of a generation
     )
     path = folder / "head_view.mp4"
     write_video(path, view.frames, pixelformat="yuv420p" if view.frames.shape[1] % 2 == 0 else "yuv444p")

@@ -6,7 +6,7 @@ example and its pre-generated result (assets/examples/result, demo/make_examples
 Event handlers turn every input problem into a `gr.Error` with the message from `demo/inputs.py` (the server keeps
 running), pass a `gr.Progress` to the runner, and keep one `Session` per browser tab in a `gr.State`. Continue is
 enabled once the tab has a clip. The row of views (`#views`): the body, and for an example's start frame what the
-generated head would see in that example's apartment (demo/head_view.py), filled in after the clip is shown.
+generated head would see in that example's apartment (demo/head_view.py), rendered when the visitor asks for it.
 Public API endpoints (gradio_client): `/generate` and `/continue`.
 """
 
@@ -59,7 +59,10 @@ SESSION_TTL_S = 2 * 3600
 """A tab idle this long loses its session (its files are deleted); closing the tab deletes them sooner."""
 PREVIEW_SIZE = 160
 """Pixels of the start-frame preview (the model's frame, enlarged by a whole factor)."""
-HEAD_VIEW_PENDING = "*What this head would see: rendering after the clip...*"
+HEAD_VIEW_PENDING = (
+    "*What this head would see*: for an example's start frame, press the button to render its EgoWorld apartment from "
+    "the generated head (a few seconds)."
+)
 HEAD_VIEW_UNAVAILABLE = (
     "What this head would see cannot be rendered on this server (re-rendering an EgoWorld apartment needs OpenGL); "
     "the clip and its alignment figures above are complete."
@@ -204,7 +207,7 @@ def example_label(row: dict) -> str:
 
 def result_outputs(session: Session, result: DemoResult) -> tuple:
     """(session, side-by-side video, glb, head view, head-view text, downloads, alignment, status, seed), the order
-    of the page's outputs; the head view is emptied here and filled by the step after (`show_head_view`)."""
+    of the page's outputs; the head view is emptied here and filled on request (`show_head_view`)."""
     files = result.files
     downloads = [str(files[k]) for k in ("side_by_side", "egocentric", "npz", "bvh", "glb", "cameras") if k in files]
     for note in result.notes:
@@ -281,7 +284,7 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
         return run(session, lambda s: runner.extend(s, prompt, options, progress))
 
     def show_head_view(session: Session | None) -> tuple:
-        """The third view after a run: what the generated head would see, when the start frame has an apartment."""
+        """The third view, on request: what the generated head would see, when the start frame has an apartment."""
         try:
             panel = runner.head_view(session) if session is not None else None
         except Exception:  # e.g. no OpenGL on this server: the rest of the page is complete, say why this is not
@@ -439,6 +442,9 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
                         height=320,
                         elem_id="head-view",
                     )
+                head_button = gr.Button(
+                    "What would this head see?", size="sm", interactive=False, elem_id="head-view-button"
+                )
                 head_note = gr.Markdown("", elem_id="head-view-note")
                 alignment = gr.Markdown(result_alignment, label="Viewpoint alignment", elem_id="alignment")
                 downloads = gr.File(label="Downloads", file_count="multiple", elem_id="downloads")
@@ -457,14 +463,7 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
         reuse_seed.click(keep_seed, seed, randomize, api_visibility="private")
         advanced = [seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead]
         outputs = [session, video, body, head_view, head_note, downloads, alignment, status, seed]
-        then_head_view = {
-            "fn": show_head_view,
-            "inputs": session,
-            "outputs": [head_view, head_note],
-            "concurrency_id": "sampler",
-            "concurrency_limit": 1,
-            "api_visibility": "private",
-        }
+        enable_head_view = {"fn": lambda: gr.Button(interactive=True), "outputs": head_button}
         enable_continue = {"fn": lambda: gr.Button(interactive=True), "outputs": continue_button}
         generate_button.click(
             generate,
@@ -473,7 +472,7 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             api_name="generate",
             concurrency_id="sampler",
             concurrency_limit=1,
-        ).success(**enable_continue, api_visibility="private").success(**then_head_view)
+        ).success(**enable_continue, api_visibility="private").success(**enable_head_view, api_visibility="private")
         continue_button.click(
             extend,
             [session, prompt, *advanced],
@@ -481,5 +480,10 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
             api_name="continue",
             concurrency_id="sampler",
             concurrency_limit=1,
-        ).success(**then_head_view)
+        )
+        # on request, not after every clip: a click's answer stays as fast as before, and the render takes the
+        # sampler's slot (it uses the cores and the VAE) only when asked for
+        head_button.click(
+            show_head_view, session, [head_view, head_note], concurrency_id="sampler", api_visibility="private"
+        )
     return demo

@@ -153,7 +153,7 @@ def test_continue_needs_a_clip_then_joins_the_next_five_seconds(page):
     )
     session, video, glb, head_view, head_note, downloads, alignment, status, seed = outputs
     first = session.last
-    assert head_view is None and "rendering after the clip" in head_note
+    assert head_view is None and "press the button" in head_note
     assert video.endswith("side_by_side.mp4") and glb.endswith(".glb") and len(downloads) >= 5
     assert f"seed **{seed}**" in status and "5.0 s (1 clip)" in status
     with pytest.raises(gr.Error, match="Please enter a prompt"):  # a bad Continue leaves the clip as it was

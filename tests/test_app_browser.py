@@ -78,7 +78,8 @@ def test_three_modes_continue_and_downloads_in_the_browser(server, tmp_path):
             sync_api.expect(page.locator("#status")).to_contain_text(label.split(":")[0], timeout=10_000)
             assert download_names(page) >= EXPORTS, label
 
-        # the example's apartment seen from the generated head, filled in after the clip (issue 26)
+        # the example's apartment seen from the generated head, on request (issue 26)
+        page.click("#head-view-button")
         sync_api.expect(page.locator("#head-view-note")).to_contain_text("What this head would see", timeout=120_000)
         page.wait_for_function("() => document.querySelector('#head-view video')?.readyState >= 2")
         sync_api.expect(page.locator("#continue")).to_be_enabled()

@@ -217,17 +217,18 @@ def make_references(
     vae=None,
     config: AlignmentConfig = AlignmentConfig(),
     frames: np.ndarray | None = None,
+    vae_batch_size: int = 8,
 ) -> AlignmentReferences:
     """Render (and with `vae` round-trip) every reference path of a head path `camera_to_world` (T, 4, 4) in the
     world frame, the body posed by `motion` (world frame); `frames` picks the video frames (default all 41; with a
-    VAE their number must be 4k + 1)."""
+    VAE their number must be 4k + 1). `vae_batch_size` paths per VAE pass bounds the memory (1 in the demo)."""
     cameras = np.asarray(camera_to_world, dtype=np.float64)
     views = offset_cameras(cameras, config.yaws, config.pitches)
     p, y = views.shape[:2]
     paths = np.concatenate([views.reshape(p * y, *cameras.shape), np.broadcast_to(cameras[:1], cameras.shape)[None]])
     renders = renderer.render_paths(world, motion, paths, frames)
     if vae is not None:
-        renders = round_trip_frames(vae, renders)
+        renders = round_trip_frames(vae, renders, vae_batch_size)
     lab = blurred_lab(renders, config.blur_sigma)
     head = int(np.flatnonzero(config.pitches == 0)[0]) * y + int(np.flatnonzero(config.yaws == 0)[0])
     return AlignmentReferences(
@@ -347,6 +348,7 @@ def what_the_head_sees(
     vae=None,
     rig: HeadCameraRig | None = None,
     config: AlignmentConfig = DEMO_CONFIG,
+    vae_batch_size: int = 8,
 ) -> HeadView:
     """The demo's third panel: re-render the apartment of an EgoWorld start frame from generated head cameras.
 
@@ -357,6 +359,7 @@ def what_the_head_sees(
         video: (41, H, W, 3) uint8, the generated video to score (optional); renders take its size.
         vae: the video VAE the video was decoded by (the pipeline's `vae`): renders go through it first.
         rig: the head camera the model was trained with (`pipe.rig`; default `HeadCameraRig()`).
+        vae_batch_size: reference paths per VAE pass (1 bounds the memory of an interactive answer).
     """
     body = load_default_body(source.body_height)
     world = rebuild_clip_world(source, torch.as_tensor(np.asarray(body.rest_joints), dtype=torch.float32))
@@ -367,7 +370,7 @@ def what_the_head_sees(
         if video is None:
             frames = renderer.render_paths(world, motion, cameras[None])
             return HeadView((round_trip_frames(vae, frames) if vae is not None else frames)[0], None, None, 0)
-        references = make_references(renderer, world, motion, cameras, vae, config)
+        references = make_references(renderer, world, motion, cameras, vae, config, vae_batch_size=vae_batch_size)
     finally:
         renderer.close()
     summary = summarize_frames([frame_scores(np.asarray(video), references)], [references.scored], config.hit_deg)
