@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from demo.domain import DomainCheck, DomainChecker
@@ -119,6 +120,11 @@ def _sample(pipe: EgoTwinPipeline, call: Callable[..., EgoTwinPipelineOutput], *
     return call(**kwargs)
 
 
+def start_frame(pipeline_kwargs: dict) -> np.ndarray:
+    """The start frame of a pipeline call: the image, or the given video's first frame (tv2m)."""
+    return pipeline_kwargs["video"][0] if "video" in pipeline_kwargs else pipeline_kwargs["image"]
+
+
 class DemoRunner:
     """Owns the pipeline and turns requests into results. One sampling runs at a time (the pipeline's schedulers
     hold per-call state), whatever concurrency the UI's queue allows."""
@@ -211,29 +217,24 @@ class DemoRunner:
         notes = [check.note()] if check is not None and check.out_of_domain else []
         modes = [request.mode]
         result = self._run(session, self.pipe.__call__, kwargs, request.settings.seed, progress, start, modes, notes)
-        session.start_source = self.start_source(kwargs)
+        session.start_key = frame_key(start_frame(kwargs))
         return result
 
-    def start_source(self, kwargs: dict) -> dict | None:
-        """The EgoWorld clip the start frame (the image, or the video's first frame) is one of the examples of, else
-        None (demo/head_view.py)."""
-        if self._sources is None:
-            self._sources = example_sources(self.pipe.width, self.pipe.height)
-        frame = kwargs["video"][0] if "video" in kwargs else kwargs["image"]
-        return self._sources.get(frame_key(frame))
-
     def head_view(self, session: Session) -> HeadViewPanel:
-        """The third panel for the session's latest clip: what its generated head would see (demo/head_view.py)."""
+        """The third panel for the session's latest clip: what its generated head would see (demo/head_view.py), when
+        its start frame is one of the examples' (their frames are read on the first request, not on a click's path)."""
         if session.last is None or session.run_folder is None:
             raise InputError("Nothing to show yet: generate a clip first.")
         with self._lock:
-            return head_view_panel(self.pipe, session.last, session.start_source, session.run_folder)
+            if self._sources is None:
+                self._sources = example_sources(self.pipe.width, self.pipe.height)
+            source = self._sources.get(session.start_key)
+            return head_view_panel(self.pipe, session.last, source, session.run_folder)
 
     def check_start_frame(self, kwargs: dict) -> DomainCheck | None:
         """How EgoWorld-like the start frame (the image, or the video's first frame) is (demo/domain.py); None
         without a reference for this checkpoint."""
-        frame = kwargs["video"][0] if "video" in kwargs else kwargs["image"]
-        return self.domain.check(frame)
+        return self.domain.check(start_frame(kwargs))
 
     def extend(
         self, session: Session, prompt: str, settings: SamplingSettings, progress: Progress | None = None

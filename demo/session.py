@@ -112,8 +112,8 @@ class Session:
     """The latest generated (or continued) clip."""
     modes: list[str] = field(default_factory=list)
     """The mode of each 5 s clip of `last`."""
-    start_source: dict | None = None
-    """The EgoWorld clip (`clip_id`, `apartment`) the first clip's start frame came from, when it is known."""
+    start_key: str | None = None
+    """The first clip's start frame as the model saw it, hashed (`demo.head_view.frame_key`)."""
     runs: int = 0
     """Runs so far; names the run folders."""
     run_folder: Path | None = None
