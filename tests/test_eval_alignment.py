@@ -22,6 +22,8 @@ from egotwin.eval.alignment import (
     make_references,
     offset_cameras,
     scored_frames,
+    start_frame_rays,
+    start_frame_warp,
     summarize_frames,
     what_the_head_sees,
 )
@@ -122,6 +124,23 @@ def test_scored_frames_thresholds():
     assert not scored_frames(still).any()
 
 
+def test_start_frame_rays_of_a_level_turn():
+    """A level camera (f = 32 px, 64x64: 90 deg) turning left on the spot by 30 deg: what is now ahead was 30 deg left
+    in frame 0, so on the horizon the columns from tan(15 deg) left of the centre rightwards look into frame 0's
+    view, each at the column frame 0 saw that ray in; after 100 deg none does."""
+    facing_z = np.diag([-1.0, -1.0, 1.0, 1.0])
+    path = offset_cameras(facing_z[None], np.array([0.0, 30.0, 100.0]), np.zeros(1))[0, :, 0]
+    k = np.array([[32.0, 0.0, 32.0], [0.0, 32.0, 32.0], [0.0, 0.0, 1.0]])
+    x, y, inside = start_frame_rays(path, k, 64, 64)
+    np.testing.assert_allclose(x[0], np.tile(np.arange(64.0), (64, 1)), atol=1e-4)
+    assert inside[0].all() and not inside[2].any()
+    assert np.flatnonzero(inside[1, 32]).tolist() == list(range(24, 64))  # (u - 32) / 32 >= -tan(15 deg)
+    u = np.arange(24.0, 64.0)  # camera 1's ray at column u is atan((u - 32) / 32) - 30 deg off camera 0's axis
+    np.testing.assert_allclose(x[1, 32, 24:], 32 + 32 * np.tan(np.arctan((u - 32) / 32) - np.radians(30)), atol=1e-3)
+    np.testing.assert_allclose(y[1, 32, 24:], 32.0, atol=1e-3)  # the horizon stays the horizon
+    assert not inside[1, 0, 24] and inside[1, 0, 63]  # nearer the edge a ray leaves frame 0's view at the top
+
+
 @pytest.mark.slow
 def test_known_answers_on_a_turning_path(clips, body, renderer):
     world, clip = rebuild(clips, 1, body)
@@ -150,6 +169,32 @@ def test_known_answers_on_a_turning_path(clips, body, renderer):
     delayed = read_out(references.head_frames[np.maximum(FRAMES - 3, 0)])
     assert on_time["Head>Still"] - delayed["Head>Still"] > 0.4 and delayed["Head>Still"] > still["Head>Still"]
     assert delayed["ViewDist"] > 0.3
+
+
+@pytest.mark.slow
+def test_start_frame_warp_turns_frame_zero_with_the_head(clips, body, renderer):
+    """The start-frame level: frame 0 turned with the head shows the head render wherever frame 0 saw that ray, and
+    nothing (frame 0's mean colour) once the head has turned past the field of view (90 deg)."""
+    world, clip = rebuild(clips, 1, body)
+    head = turning_path(clip["camera_to_world"][0])  # 15 deg per frame, on the spot
+    references = make_references(renderer, world, world.motion, head, None, GRID, FRAMES)
+    k = renderer.renderer.intrinsics.numpy()
+    warp = start_frame_warp(references, head, k)
+    _, _, inside = start_frame_rays(head, k, 64, 64)
+    assert inside[0].all() and not inside[7:].any()  # 105 and 120 deg: frame 0 saw none of it
+    assert 0.5 < inside[2].mean() < 0.7  # a 30 deg turn: see test_start_frame_rays_of_a_level_turn
+    assert np.abs(warp[0].astype(int) - references.head_frames[0]).max() <= 1
+    for t in (1, 2, 3):
+        seen = inside[t]  # the rays frame 0 saw
+        warp_error = np.abs(warp[t].astype(int) - references.head_frames[t])[seen].mean()
+        still_error = np.abs(references.still_frames[t].astype(int) - references.head_frames[t])[seen].mean()
+        assert warp_error < 0.5 * still_error, (t, warp_error, still_error)
+    assert (warp[7:] == warp[7, 0, 0]).all()  # one colour: frame 0's mean
+
+    def read_out(video):
+        return summarize_frames([frame_scores(video, references)], [references.scored], GRID.hit_deg)
+
+    assert read_out(warp)["ViewDist"] < read_out(references.still_frames)["ViewDist"]
 
 
 @pytest.mark.slow

@@ -244,7 +244,8 @@ def test_cli_scores_a_checkpoint(clips, tmp_path):
     assert results["settings"]["replications"] == 2 and results["settings"]["num_samples"] == 2
     assert results["settings"]["guidance (text, motion, video)"] == [6.0, 3.0, 1.5]
     # the exact alignment at the pipeline's 32x32, with its random VAE; both clips in one apartment: no unrelated level
-    alignment = {*ALIGNMENT_COLUMNS, *(f"{c} (still camera)" for c in ALIGNMENT_COLUMNS)}
+    levels = ("still camera", "start-frame warp")
+    alignment = {*ALIGNMENT_COLUMNS, *(f"{c} ({level})" for c in ALIGNMENT_COLUMNS for level in levels)}
     assert (
         set(results["summary"])
         == {"TransErr", "RotErr", "TransErr (still camera)", "RotErr (still camera)"} | alignment

@@ -10,6 +10,11 @@ objects as the clip has them. Each video frame is then compared with renders of 
   camera's own x axis); offset (0, 0) is the head itself;
 - still: frame 0's camera held for the whole clip (what a video that ignores the head shows).
 
+Beside the scored video, two levels are read out the same way: the still render (a video that ignores the head) and
+the start-frame warp (frame 0's render turned with the head, rays frame 0 never saw in its mean colour: a video that
+follows the head exactly and invents nothing, i.e. how far the start frame alone gets; a model can only beat it by
+knowing what apartments look like beyond the start frame).
+
 Distance between two frames: both converted from sRGB to CIE Lab (D65, OpenCV), each channel blurred by a Gaussian of
 `blur_sigma` pixels (OpenCV's kernel for it, 8 sigma + 1 wide; border reflected), then the mean over pixels of the
 Euclidean Lab difference (CIE76 delta E).
@@ -241,6 +246,42 @@ def make_references(
     )
 
 
+def start_frame_rays(camera_to_world: np.ndarray, intrinsics: np.ndarray, width: int, height: int):
+    """Where each pixel of each frame looks in frame 0's image when the camera only turns: (T, H, W) float32 source x
+    and y for `cv2.remap` (the rotation from camera t to camera 0 through the intrinsics; the centres' translation is
+    ignored) and (T, H, W) bool, True where the ray lies in frame 0's view (in front of camera 0, inside the image)."""
+    cameras = np.asarray(camera_to_world, dtype=np.float64)
+    k = np.asarray(intrinsics, dtype=np.float64)[:3, :3]
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(k).T  # (H, W, 3) in camera t's axes
+    to_start = np.einsum("ji,tjk->tik", cameras[0, :3, :3], cameras[:, :3, :3])  # R_0^T R_t
+    source = np.einsum("tij,hwj->thwi", to_start, rays) @ k.T
+    depth = source[..., 2]
+    front = depth > 1e-6
+    x = np.where(front, source[..., 0] / np.where(front, depth, 1.0), -1.0)
+    y = np.where(front, source[..., 1] / np.where(front, depth, 1.0), -1.0)
+    inside = front & (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    return x.astype(np.float32), y.astype(np.float32), inside
+
+
+def start_frame_warp(
+    references: AlignmentReferences, camera_to_world: np.ndarray, intrinsics: np.ndarray
+) -> np.ndarray:
+    """(T, H, W, 3) uint8: the start frame as the head sees it (the head render of frame 0, through the VAE when the
+    references went through it) turned with the head: frame t shows frame 0's pixels where camera t looks into frame
+    0's view (`start_frame_rays`) and frame 0's mean colour elsewhere. A video that moves its view exactly with the
+    head and invents nothing it has not seen: how far the start frame alone gets (its level beside every read-out)."""
+    start = references.head_frames[0]
+    height, width = start.shape[:2]
+    map_x, map_y, inside = start_frame_rays(camera_to_world, intrinsics, width, height)
+    fill = start.reshape(-1, 3).mean(0)
+    out = np.empty_like(references.head_frames)
+    for t in range(len(out)):
+        warped = cv2.remap(start, map_x[t], map_y[t], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[t] = np.where(inside[t, ..., None], warped, np.round(fill).astype(np.uint8))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------------ scoring
 def frame_scores(video: np.ndarray, references: AlignmentReferences) -> dict[str, np.ndarray]:
     """Per-frame read-outs of a video (T, H, W, 3) uint8 against its references, every frame (the caller keeps the
@@ -296,17 +337,22 @@ def alignment_metrics(
     """The read-outs of a set of samples (dicts with frames (41, H, W, 3), motion, camera_to_world, intrinsics, as
     `python -m egotwin.eval` makes them) of the clips whose worlds are `worlds`, and beside each its levels
     "<column> (unrelated)" (the next clip in another apartment's sample video against these references) and
-    "<column> (still camera)" (the still render as the video); "alignment frames": the scored frames pooled."""
+    "<column> (still camera)" (the still render as the video) and "<column> (start-frame warp)" (`start_frame_warp`);
+    "alignment frames": the scored frames pooled."""
     if len(samples) != len(worlds):
         raise ValueError(f"{len(samples)} samples but {len(worlds)} clip worlds")
-    scores: dict[str, list] = {"model": [], "unrelated": [], "still camera": []}
+    scores: dict[str, list] = {"model": [], "unrelated": [], "still camera": [], "start-frame warp": []}
     scored: dict[str, list] = {key: [] for key in scores}
     for i, (sample, world) in enumerate(zip(samples, worlds)):
         renderer.check_intrinsics(sample["intrinsics"])
         motion, cameras = align_to_clip(sample["motion"], sample["camera_to_world"], world.motion)
         references = make_references(renderer, world, motion, cameras, vae, config)
         partner = unrelated_partner(worlds, i)
-        videos = {"model": sample["frames"], "still camera": references.still_frames}
+        videos = {
+            "model": sample["frames"],
+            "still camera": references.still_frames,
+            "start-frame warp": start_frame_warp(references, cameras, renderer.renderer.intrinsics.numpy()),
+        }
         if partner is not None:
             videos["unrelated"] = samples[partner]["frames"]
         for key, video in videos.items():

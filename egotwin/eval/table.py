@@ -38,9 +38,11 @@ COLUMNS = (
 
 ALIGNMENT_COLUMNS = ("ViewDist", "Head>Still", "YawHit", "YawErr", "PitchErr")
 """Not the paper's: exact viewpoint alignment on EgoWorld (egotwin/eval/alignment.py), in a table of their own."""
-ALIGNMENT_REFERENCES = ("unrelated", "still camera")
+ALIGNMENT_REFERENCES = ("unrelated", "still camera", "start-frame warp")
 """Levels reported beside each alignment column as "<column> (<level>)": another clip's video scored against this
-clip's renders (chance), and frame 0's render held still (a video that ignores the head)."""
+clip's renders (chance), frame 0's render held still (a video that ignores the head), and frame 0's render turned
+with the head, its unseen rays filled with its mean colour (a video that follows the head exactly and invents
+nothing: what the start frame alone explains)."""
 ALIGNMENT_KEYS = tuple(
     f"{column}{suffix}" for column in ALIGNMENT_COLUMNS for suffix in ("", *(f" ({r})" for r in ALIGNMENT_REFERENCES))
 )
@@ -121,8 +123,9 @@ ALIGNMENT_NOTE = (
     "from the scored head cameras; ViewDist = Lab distance to the render at the head / median over yaw offsets "
     "(0 = shows what the head sees, ~1 = no better than a typical direction), Head>Still = share of frames closer to "
     "the head render than to frame 0's view held still, YawHit / YawErr / PitchErr = the best-matching view's "
-    "offsets; over frames where the head turned or moved. Below each: an unrelated clip's video (chance) and a still "
-    "camera."
+    "offsets; over frames where the head turned or moved. Below each: an unrelated clip's video (chance), a still "
+    "camera, and the start frame turned with the head (unseen rays in its mean colour: what the start frame alone "
+    "explains)."
 )
 
 
