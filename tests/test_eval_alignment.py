@@ -25,6 +25,7 @@ from egotwin.eval.alignment import (
     start_frame_rays,
     start_frame_warp,
     summarize_frames,
+    view_dist_by_second,
     what_the_head_sees,
 )
 from egotwin.models.video_vae import load_pretrained_video_vae, round_trip_frames
@@ -141,6 +142,17 @@ def test_start_frame_rays_of_a_level_turn():
     assert not inside[1, 0, 24] and inside[1, 0, 63]  # nearer the edge a ray leaves frame 0's view at the top
 
 
+def test_view_dist_by_second_pools_each_seconds_scored_frames():
+    view_dist = np.zeros(41)
+    view_dist[1:9], view_dist[9:17], view_dist[33:41] = 0.2, 0.5, 0.9
+    scored = np.ones(41, bool)
+    scored[[0, 9, 10]] = False
+    scored[17:33] = False
+    two_clips = [{"view_dist": view_dist}, {"view_dist": view_dist + 0.1}]
+    by_second = view_dist_by_second(two_clips, [scored, scored])
+    assert by_second == pytest.approx([0.25, 0.55, None, None, 0.95])
+
+
 @pytest.mark.slow
 def test_known_answers_on_a_turning_path(clips, body, renderer):
     world, clip = rebuild(clips, 1, body)
@@ -232,6 +244,8 @@ def test_clip_set_levels_ground_truth_unrelated_still(clips):
     finally:
         scorer.close()
     assert metrics["alignment frames"] == 18 + 35 + 26
+    by_second = metrics["ViewDist by second"]  # the clips' own videos: near 0 in every second that has scored frames
+    assert len(by_second) == 5 and all(v is None or v < 0.1 for v in by_second) and by_second[-1] is not None
     assert metrics["ViewDist"] < 0.1 and metrics["Head>Still"] == 1.0 and metrics["YawHit"] == 1.0
     assert 0.7 < metrics["ViewDist (unrelated)"] < 1.3 and metrics["Head>Still (unrelated)"] < 0.8
     assert 0.6 < metrics["ViewDist (still camera)"] < 1.3 and metrics["Head>Still (still camera)"] == 0.0

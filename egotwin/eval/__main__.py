@@ -328,6 +328,13 @@ def exact_alignment(data: str, records: list[dict], args: EvalConfig):
         return None
 
 
+def format_value(value) -> str:
+    """A metric for the log line: numbers to 4 decimals, lists (per-second read-outs) element by element."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join("-" if v is None else f"{v:.4f}" for v in value) + "]"
+    return f"{value:.4f}"
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     out_dir = Path(args.output_dir)
@@ -386,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
         if alignment is not None:
             metrics.update(alignment(samples, alignment_vae, rig))
         replications.append(metrics)
-        print(f"replication {r}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
+        print(f"replication {r}: " + ", ".join(f"{k} {format_value(v)}" for k, v in metrics.items()), flush=True)
 
     name = f"{Path(args.checkpoint).name} ({args.mode})" if not args.ground_truth else "ground truth"
     if args.video_vae:

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from egotwin.body.head_camera import HeadCameraRig
-from egotwin.data.constants import NUM_VIDEO_FRAMES
+from egotwin.data.constants import NUM_VIDEO_FRAMES, VIDEO_FPS
 from egotwin.eval.table import ALIGNMENT_COLUMNS
 from egotwin.models.video_vae import round_trip_frames
 from egotwin.motion.motion import Motion
@@ -338,7 +338,7 @@ def alignment_metrics(
     `python -m egotwin.eval` makes them) of the clips whose worlds are `worlds`, and beside each its levels
     "<column> (unrelated)" (the next clip in another apartment's sample video against these references) and
     "<column> (still camera)" (the still render as the video) and "<column> (start-frame warp)" (`start_frame_warp`);
-    "alignment frames": the scored frames pooled."""
+    "alignment frames": the scored frames pooled; "ViewDist by second": the model's ViewDist per second of video."""
     if len(samples) != len(worlds):
         raise ValueError(f"{len(samples)} samples but {len(worlds)} clip worlds")
     scores: dict[str, list] = {"model": [], "unrelated": [], "still camera": [], "start-frame warp": []}
@@ -367,7 +367,20 @@ def alignment_metrics(
         metrics.update({f"{column}{suffix}": summary[column] for column in ALIGNMENT_COLUMNS})
         if key == "model":
             metrics["alignment frames"] = summary["frames"]
+            metrics["ViewDist by second"] = view_dist_by_second(per_frame, scored[key])
     return metrics
+
+
+def view_dist_by_second(per_frame: list[dict[str, np.ndarray]], scored: list[np.ndarray]) -> list[float | None]:
+    """ViewDist pooled over the scored frames of each second of video (frames 1-8, 9-16, ..., 33-40 at 8 fps; None
+    for a second without scored frames): where in the clip the view is lost."""
+    view_dist = np.stack([f["view_dist"] for f in per_frame])
+    mask = np.stack(scored)
+    out: list[float | None] = []
+    for start in range(1, NUM_VIDEO_FRAMES, VIDEO_FPS):
+        window = mask[:, start : start + VIDEO_FPS]
+        out.append(float(view_dist[:, start : start + VIDEO_FPS][window].mean()) if window.any() else None)
+    return out
 
 
 DEMO_CONFIG = AlignmentConfig(yaw_step_deg=30.0, pitch_offsets_deg=(0.0,))
