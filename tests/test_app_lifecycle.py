@@ -64,7 +64,7 @@ def test_a_stopped_app_leaves_nothing_and_a_start_clears_a_killed_one(tiny_pipel
         try:
             assert "T2VM" in generate(client)
         finally:
-            client.close()  # its heartbeat stream ends: the server's orderly shutdown waits for open connections
+            client.close()  # no heartbeat stream of ours stays open while the server shuts down
         cached = {p.name for p in (root / "gradio").rglob("*") if p.is_file()}
         assert {"side_by_side.mp4", "door.png"} <= cached  # the result and the upload went into the app's folder
         assert not [p for p in tmp_path.iterdir() if p != root]  # and nowhere else
@@ -72,7 +72,8 @@ def test_a_stopped_app_leaves_nothing_and_a_start_clears_a_killed_one(tiny_pipel
             log = server.output()
             assert "Unable to load EGL library" in log and "the body view uses the software renderer" in log
         server.process.send_signal(signum)
-        # an orderly exit, not death by the signal (once, under a full CI load, it took over 60 s: the bound is 120)
+        # an orderly exit, not death by the signal; the SIGINT case has hung here intermittently in full-suite runs
+        # (past 60 s and past 120 s), cause not yet found: see issue 26's 2026-12-05 note
         assert server.process.wait(timeout=120) == 0
         assert not root.exists(), list(root.rglob("*"))
         assert "Keyboard interruption" in server.output()  # Gradio's own shutdown ran, not a bare exit

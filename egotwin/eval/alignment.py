@@ -10,10 +10,10 @@ objects as the clip has them. Each video frame is then compared with renders of 
   camera's own x axis); offset (0, 0) is the head itself;
 - still: frame 0's camera held for the whole clip (what a video that ignores the head shows).
 
-Beside the scored video, two levels are read out the same way: the still render (a video that ignores the head) and
-the start-frame warp (frame 0's render turned with the head, rays frame 0 never saw in its mean colour: a video that
-follows the head exactly and invents nothing, i.e. how far the start frame alone gets; a model can only beat it by
-knowing what apartments look like beyond the start frame).
+Beside the scored video, three levels are read out the same way: another apartment's clip's video (chance), the still
+render (a video that ignores the head) and the start-frame warp (frame 0's render turned with the head, rays frame 0
+never saw in its mean colour: a video that follows the head exactly and invents nothing, i.e. how far the start frame
+alone gets; a model can only beat it by knowing what apartments look like beyond the start frame).
 
 Distance between two frames: both converted from sRGB to CIE Lab (D65, OpenCV), each channel blurred by a Gaussian of
 `blur_sigma` pixels (OpenCV's kernel for it, 8 sigma + 1 wide; border reflected), then the mean over pixels of the
