@@ -11,6 +11,7 @@ call asks for the GPU through `spaces.GPU`). The page itself is `demo/ui.py`.
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import os
 import signal
 import sys
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     # SIGTERM (what containers and Spaces send) stops the server like Ctrl+C: Gradio closes it, main returns, and
     # Python's exit handlers remove the app's folder, Gradio's cache included
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack: what a stuck app is waiting on
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     from egotwin.pipelines.pipeline_egotwin import DTYPES
 
     runner = DemoRunner.from_checkpoint(args.checkpoint, device=args.device or None, torch_dtype=DTYPES[args.dtype])

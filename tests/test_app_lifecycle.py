@@ -6,6 +6,7 @@ the demo does not import them), serve and generate, drawing the body view with t
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -71,10 +72,22 @@ def test_a_stopped_app_leaves_nothing_and_a_start_clears_a_killed_one(tiny_pipel
         if without_opengl:
             log = server.output()
             assert "Unable to load EGL library" in log and "the body view uses the software renderer" in log
+        server.process.send_signal(signal.SIGUSR1)  # the stack dump a stuck app gives: it prints, the app lives on
+        deadline = time.monotonic() + 30
+        while "(most recent call first)" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "(most recent call first)" in server.output() and server.alive()
         server.process.send_signal(signum)
         # an orderly exit, not death by the signal; the SIGINT case has hung here intermittently in full-suite runs
-        # (past 60 s and past 120 s), cause not yet found: see issue 26's 2026-12-05 note
-        assert server.process.wait(timeout=120) == 0
+        # (past 60 s and past 120 s), cause not yet found: see issue 26's 2026-12-05 note. If it hangs again, the
+        # failure shows every thread's stack (the app dumps them on SIGUSR1)
+        try:
+            code = server.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.process.send_signal(signal.SIGUSR1)
+            time.sleep(5)
+            pytest.fail(f"the app did not exit within 120 s of {signal.Signals(signum).name}:\n{server.output()}")
+        assert code == 0
         assert not root.exists(), list(root.rglob("*"))
         assert "Keyboard interruption" in server.output()  # Gradio's own shutdown ran, not a bare exit
     finally:

@@ -19,13 +19,16 @@ from egotwin.eval.alignment import (
     ClipSetAlignment,
     align_to_clip,
     frame_scores,
+    frames_by_seen_share,
     make_references,
     offset_cameras,
     scored_frames,
-    start_frame_rays,
+    seen_share,
+    start_frame_reprojection,
     start_frame_warp,
     summarize_frames,
     view_dist_by_second,
+    view_dist_by_seen_share,
     what_the_head_sees,
 )
 from egotwin.models.video_vae import load_pretrained_video_vae, round_trip_frames
@@ -125,21 +128,46 @@ def test_scored_frames_thresholds():
     assert not scored_frames(still).any()
 
 
-def test_start_frame_rays_of_a_level_turn():
-    """A level camera (f = 32 px, 64x64: 90 deg) turning left on the spot by 30 deg: what is now ahead was 30 deg left
-    in frame 0, so on the horizon the columns from tan(15 deg) left of the centre rightwards look into frame 0's
-    view, each at the column frame 0 saw that ray in; after 100 deg none does."""
-    facing_z = np.diag([-1.0, -1.0, 1.0, 1.0])
-    path = offset_cameras(facing_z[None], np.array([0.0, 30.0, 100.0]), np.zeros(1))[0, :, 0]
-    k = np.array([[32.0, 0.0, 32.0], [0.0, 32.0, 32.0], [0.0, 0.0, 1.0]])
-    x, y, inside = start_frame_rays(path, k, 64, 64)
-    np.testing.assert_allclose(x[0], np.tile(np.arange(64.0), (64, 1)), atol=1e-4)
-    assert inside[0].all() and not inside[2].any()
-    assert np.flatnonzero(inside[1, 32]).tolist() == list(range(24, 64))  # (u - 32) / 32 >= -tan(15 deg)
-    u = np.arange(24.0, 64.0)  # camera 1's ray at column u is atan((u - 32) / 32) - 30 deg off camera 0's axis
-    np.testing.assert_allclose(x[1, 32, 24:], 32 + 32 * np.tan(np.arctan((u - 32) / 32) - np.radians(30)), atol=1e-3)
+K64 = np.array([[32.0, 0.0, 32.0], [0.0, 32.0, 32.0], [0.0, 0.0, 1.0]])  # f = 32 px, 64x64: a 90 deg view
+FACING_Z = np.diag([-1.0, -1.0, 1.0, 1.0])  # a level camera looking along world z
+
+
+def test_start_frame_reprojection_of_a_level_turn():
+    """A level camera turning left on the spot by 30 deg inside a sphere (every surface 3 m away): what is now ahead
+    was 30 deg left in frame 0, so on the horizon the columns from tan(15 deg) left of the centre rightwards show
+    surface frame 0 saw, each at the column frame 0 saw it in; after 100 deg nothing is."""
+    path = offset_cameras(FACING_Z[None], np.array([0.0, 30.0, 100.0]), np.zeros(1))[0, :, 0]
+    u, v = np.meshgrid(np.arange(64.0), np.arange(64.0))
+    depth = np.broadcast_to(3.0 / np.sqrt(((u - 32) / 32) ** 2 + ((v - 32) / 32) ** 2 + 1), (3, 64, 64))
+    x, y, seen = start_frame_reprojection(depth, path, K64)
+    np.testing.assert_allclose(x[0], u, atol=1e-4)
+    assert seen[0].all() and not seen[2].any()
+    assert np.flatnonzero(seen[1, 32]).tolist() == list(range(24, 64))  # (u - 32) / 32 >= -tan(15 deg)
+    c = np.arange(24.0, 64.0)  # camera 1's ray at column c is atan((c - 32) / 32) - 30 deg off camera 0's axis
+    np.testing.assert_allclose(x[1, 32, 24:], 32 + 32 * np.tan(np.arctan((c - 32) / 32) - np.radians(30)), atol=1e-3)
     np.testing.assert_allclose(y[1, 32, 24:], 32.0, atol=1e-3)  # the horizon stays the horizon
-    assert not inside[1, 0, 24] and inside[1, 0, 63]  # nearer the edge a ray leaves frame 0's view at the top
+    assert not seen[1, 0, 24] and seen[1, 0, 63]  # nearer the edge a ray leaves frame 0's view at the top
+
+
+def test_start_frame_reprojection_of_a_walk_up_to_a_wall():
+    """Walking 1 m straight at a wall 4 m ahead is a zoom into frame 0 about its centre by 3/4; a wall that was
+    behind something nearer (frame 0's depth 2 m everywhere) was not seen; where frame 0 had no surface, nothing."""
+    path = np.stack([FACING_Z, FACING_Z])
+    path[1, 2, 3] = 1.0
+    depth = np.stack([np.full((64, 64), 4.0), np.full((64, 64), 3.0)])
+    x, y, seen = start_frame_reprojection(depth, path, K64)
+    u, v = np.meshgrid(np.arange(64.0), np.arange(64.0))
+    np.testing.assert_allclose(x[1], 32 + (u - 32) * 0.75, atol=1e-4)
+    np.testing.assert_allclose(y[1], 32 + (v - 32) * 0.75, atol=1e-4)
+    assert seen.all()
+    occluded = depth.copy()
+    occluded[0] = 2.0
+    assert not start_frame_reprojection(occluded, path, K64)[2][1].any()
+    assert start_frame_reprojection(occluded, path, K64)[2][0].all()  # frame 0 sees its own surface
+    empty = depth.copy()
+    empty[0, :, :40] = 0.0  # frame 0 saw no surface in its 40 left columns: frame 1's columns u with 32 + 0.75 (u - 32)
+    seen = start_frame_reprojection(empty, path, K64)[2]  # nearest to one of them (u < 42) show nothing it saw
+    assert not seen[:, :, :40].any() and not seen[1, :, :42].any() and seen[1, :, 42:].all() and seen[0, :, 40:].all()
 
 
 def test_view_dist_by_second_pools_each_seconds_scored_frames():
@@ -151,6 +179,17 @@ def test_view_dist_by_second_pools_each_seconds_scored_frames():
     two_clips = [{"view_dist": view_dist}, {"view_dist": view_dist + 0.1}]
     by_second = view_dist_by_second(two_clips, [scored, scored])
     assert by_second == pytest.approx([0.25, 0.55, None, None, 0.95])
+
+
+def test_view_dist_by_seen_share_pools_each_third():
+    view_dist, share = np.linspace(0.0, 0.8, 41), np.linspace(1.0, 0.0, 41)  # frame t: ViewDist t/50, share 1 - t/40
+    scored = np.ones(41, bool)
+    scored[0] = False
+    scored[14:27] = False  # shares 0.65..0.35: the middle third is left with none
+    by_share = view_dist_by_seen_share([{"view_dist": view_dist}], [scored], [share])
+    # under 1/3: frames 27..40; at least 2/3: frames 1..13 (frame 13's share is 0.675)
+    assert by_share == pytest.approx([view_dist[27:].mean(), None, view_dist[1:14].mean()])
+    assert frames_by_seen_share([scored], [share]) == [14, 0, 13]
 
 
 @pytest.mark.slow
@@ -185,21 +224,24 @@ def test_known_answers_on_a_turning_path(clips, body, renderer):
 
 @pytest.mark.slow
 def test_start_frame_warp_turns_frame_zero_with_the_head(clips, body, renderer):
-    """The start-frame level: frame 0 turned with the head shows the head render wherever frame 0 saw that ray, and
-    nothing (frame 0's mean colour) once the head has turned past the field of view (90 deg)."""
+    """The start-frame level: frame 0 turned with the head shows the head render wherever frame 0 saw that surface,
+    and nothing (frame 0's mean colour) once the head has turned past the field of view (90 deg)."""
     world, clip = rebuild(clips, 1, body)
     head = turning_path(clip["camera_to_world"][0])  # 15 deg per frame, on the spot
     references = make_references(renderer, world, world.motion, head, None, GRID, FRAMES)
     k = renderer.renderer.intrinsics.numpy()
     warp = start_frame_warp(references, head, k)
-    _, _, inside = start_frame_rays(head, k, 64, 64)
-    assert inside[0].all() and not inside[7:].any()  # 105 and 120 deg: frame 0 saw none of it
-    assert 0.5 < inside[2].mean() < 0.7  # a 30 deg turn: see test_start_frame_rays_of_a_level_turn
+    _, _, seen = start_frame_reprojection(references.head_depth, head, k)
+    assert seen[0].all() and not seen[7:].any()  # 105 and 120 deg: frame 0 saw none of it
+    np.testing.assert_array_equal(seen_share(references.head_depth, head, k), seen.mean((1, 2)))
+    # a 30 deg turn on the spot sees again what frame 0 saw in ~60% of the view (the level turn's closed form), less
+    # where the body's arms move
+    assert 0.5 < seen[2].mean() < 0.7
     assert np.abs(warp[0].astype(int) - references.head_frames[0]).max() <= 1
     for t in (1, 2, 3):
-        seen = inside[t]  # the rays frame 0 saw
-        warp_error = np.abs(warp[t].astype(int) - references.head_frames[t])[seen].mean()
-        still_error = np.abs(references.still_frames[t].astype(int) - references.head_frames[t])[seen].mean()
+        seen_t = seen[t]
+        warp_error = np.abs(warp[t].astype(int) - references.head_frames[t])[seen_t].mean()
+        still_error = np.abs(references.still_frames[t].astype(int) - references.head_frames[t])[seen_t].mean()
         assert warp_error < 0.5 * still_error, (t, warp_error, still_error)
     assert (warp[7:] == warp[7, 0, 0]).all()  # one colour: frame 0's mean
 
@@ -246,6 +288,11 @@ def test_clip_set_levels_ground_truth_unrelated_still(clips):
     assert metrics["alignment frames"] == 18 + 35 + 26
     by_second = metrics["ViewDist by second"]  # the clips' own videos: near 0 in every second that has scored frames
     assert len(by_second) == 5 and all(v is None or v < 0.1 for v in by_second) and by_second[-1] is not None
+    assert sum(metrics["alignment frames by seen share"]) == metrics["alignment frames"]
+    assert all(v is None or v < 0.1 for v in metrics["ViewDist by seen share"])
+    # the start frame carried along the head explains a frame better the more of it frame 0 saw
+    warp = metrics["ViewDist by seen share (start-frame warp)"]
+    assert warp[0] is not None and warp[-1] is not None and warp[-1] < 0.5 * warp[0]
     assert metrics["ViewDist"] < 0.1 and metrics["Head>Still"] == 1.0 and metrics["YawHit"] == 1.0
     assert 0.7 < metrics["ViewDist (unrelated)"] < 1.3 and metrics["Head>Still (unrelated)"] < 0.8
     assert 0.6 < metrics["ViewDist (still camera)"] < 1.3 and metrics["Head>Still (still camera)"] == 0.0

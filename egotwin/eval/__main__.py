@@ -19,8 +19,9 @@ replication r seeded with `seed * 1_000_003 + r * 10_007 + i`. Metrics per repli
 - ViewDist, Head>Still, YawHit, YawErr, PitchErr (not the paper's; EgoWorld data only): exact viewpoint alignment,
   each clip's apartment rebuilt from its seed and rendered from the generated head cameras, through the same video
   VAE (`egotwin.eval.alignment`, docs/alignment.md), pooled over the frames where the head turned or moved; beside
-  each, an unrelated clip's video scored the same way (chance), a still camera and the start frame turned with the
-  head. Skipped, with a message, for data without apartment seeds (user data) or with `--no_alignment`.
+  each, an unrelated clip's video scored the same way (chance), a still camera and the start frame carried along the
+  head path; results.json also has ViewDist by second and by the share of each frame the start frame saw. Skipped,
+  with a message, for data without apartment seeds (user data) or with `--no_alignment`.
 `--ground_truth` scores the data set's own clips as if generated: the estimators' own error and the upper bound
 (its FIDs use `--reference_split`, default 'val', since a set against itself scores 0). With `--video_vae` the clips'
 videos go through that VAE first (encode, posterior mean, decode): the best a generated video decoded by it can score,

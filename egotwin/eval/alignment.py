@@ -11,9 +11,11 @@ objects as the clip has them. Each video frame is then compared with renders of 
 - still: frame 0's camera held for the whole clip (what a video that ignores the head shows).
 
 Beside the scored video, three levels are read out the same way: another apartment's clip's video (chance), the still
-render (a video that ignores the head) and the start-frame warp (frame 0's render turned with the head, rays frame 0
-never saw in its mean colour: a video that follows the head exactly and invents nothing, i.e. how far the start frame
-alone gets; a model can only beat it by knowing what apartments look like beyond the start frame).
+render (a video that ignores the head) and the start-frame warp (frame 0's render carried along the head path by
+depth, turning and walking; what frame 0 did not see in its mean colour: a video that follows the head exactly and
+invents nothing, i.e. how far the start frame alone gets; a model can only beat it by knowing what apartments look
+like beyond the start frame). Read-outs are also split by the share of a frame's pixels whose surface frame 0 saw
+(`seen_share`): how well a video keeps what it was shown, and how well it invents the rest.
 
 Distance between two frames: both converted from sRGB to CIE Lab (D65, OpenCV), each channel blurred by a Gaussian of
 `blur_sigma` pixels (OpenCV's kernel for it, 8 sigma + 1 wide; border reflected), then the mean over pixels of the
@@ -156,6 +158,13 @@ class AlignmentRenderer:
     ) -> np.ndarray:
         """Renders (N, T, H, W, 3) uint8 of camera paths (N, T, 4, 4) at video frames `frames` (T,) (default all 41)
         of `world`, the body posed by `motion` (world frame, 81 frames), with the world's doors and carried objects."""
+        return self.render_paths_with_depth(world, motion, camera_paths, frames)[0]
+
+    def render_paths_with_depth(
+        self, world: ClipWorld, motion: Motion, camera_paths: np.ndarray, frames: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`render_paths` and the depth of every pixel: (N, T, H, W) float32 metres along each camera's axis, 0
+        where no surface is."""
         if self._apartment_seed != world.apartment.seed:
             self.renderer.set_apartment(world.apartment)
             self._apartment_seed = world.apartment.seed
@@ -171,14 +180,14 @@ class AlignmentRenderer:
         def tile(x: np.ndarray) -> np.ndarray:  # the same world state for every path
             return np.concatenate([x] * n)
 
-        renders, _, _ = self.renderer.render(
+        renders, depths, _ = self.renderer.render(
             tile(rotations),
             tile(joints),
             paths.reshape(n * t, 4, 4),
             tile(world.door_angles[frames]),
             {name: tile(poses) for name, poses in objects.items()},
         )
-        return renders.reshape(n, t, *renders.shape[1:])
+        return renders.reshape(n, t, *renders.shape[1:]), depths.reshape(n, t, *depths.shape[1:])
 
 
 # ----------------------------------------------------------------------------------------------------- distance
@@ -209,6 +218,8 @@ class AlignmentReferences:
     """(T, H, W, 3) uint8: the render at the head itself (through the VAE when one was given)."""
     still_frames: np.ndarray
     """(T, H, W, 3) uint8: the still render (through the VAE when one was given): the still-camera video."""
+    head_depth: np.ndarray
+    """(T, H, W) float32: the depth of the render at the head (metres along the camera's axis, 0 = no surface)."""
     scored: np.ndarray
     """(T,) bool: the frames that count (`scored_frames`)."""
     config: AlignmentConfig = field(default_factory=AlignmentConfig)
@@ -231,7 +242,7 @@ def make_references(
     views = offset_cameras(cameras, config.yaws, config.pitches)
     p, y = views.shape[:2]
     paths = np.concatenate([views.reshape(p * y, *cameras.shape), np.broadcast_to(cameras[:1], cameras.shape)[None]])
-    renders = renderer.render_paths(world, motion, paths, frames)
+    renders, depths = renderer.render_paths_with_depth(world, motion, paths, frames)
     if vae is not None:
         renders = round_trip_frames(vae, renders, vae_batch_size)
     lab = blurred_lab(renders, config.blur_sigma)
@@ -241,44 +252,70 @@ def make_references(
         still=lab[-1],
         head_frames=renders[head],
         still_frames=renders[-1],
+        head_depth=depths[head],
         scored=scored_frames(cameras, config),
         config=config,
     )
 
 
-def start_frame_rays(camera_to_world: np.ndarray, intrinsics: np.ndarray, width: int, height: int):
-    """Where each pixel of each frame looks in frame 0's image when the camera only turns: (T, H, W) float32 source x
-    and y for `cv2.remap` (the rotation from camera t to camera 0 through the intrinsics; the centres' translation is
-    ignored) and (T, H, W) bool, True where the ray lies in frame 0's view (in front of camera 0, inside the image)."""
+def start_frame_reprojection(
+    depth: np.ndarray, camera_to_world: np.ndarray, intrinsics: np.ndarray, tolerance: float = 0.05
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where frame 0 saw the surface each pixel of each frame shows.
+
+    Args:
+        depth: (T, H, W) the frames' depth (metres along each camera's axis, 0 = no surface; `head_depth`).
+        camera_to_world: (T, 4, 4) the cameras (OpenCV axes); intrinsics: (3, 3) or larger, shared.
+        tolerance: how far (a share of the distance) frame 0's depth may differ from the point's and still be it.
+
+    Returns:
+        (T, H, W) float32 x and y in frame 0's image (for `cv2.remap`; -1 where the point is behind camera 0), and
+        (T, H, W) bool seen: the point lies in front of camera 0, inside its image, and frame 0's depth at that pixel
+        (nearest) is the point's own within `tolerance`, i.e. frame 0 saw this very point and nothing in front of it.
+        Pixels without a surface are never seen. Translation counts: walking up to a wall is a zoom into frame 0.
+    """
+    depth = np.asarray(depth, dtype=np.float64)
     cameras = np.asarray(camera_to_world, dtype=np.float64)
     k = np.asarray(intrinsics, dtype=np.float64)[:3, :3]
+    height, width = depth.shape[1:]
     u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(k).T  # (H, W, 3) in camera t's axes
-    to_start = np.einsum("ji,tjk->tik", cameras[0, :3, :3], cameras[:, :3, :3])  # R_0^T R_t
-    source = np.einsum("tij,hwj->thwi", to_start, rays) @ k.T
-    depth = source[..., 2]
-    front = depth > 1e-6
-    x = np.where(front, source[..., 0] / np.where(front, depth, 1.0), -1.0)
-    y = np.where(front, source[..., 1] / np.where(front, depth, 1.0), -1.0)
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(k).T  # (H, W, 3), z = 1 in each camera's axes
+    world = np.einsum("tij,thwj->thwi", cameras[:, :3, :3], rays * depth[..., None]) + cameras[:, None, None, :3, 3]
+    in_start = np.einsum("ji,thwj->thwi", cameras[0, :3, :3], world - cameras[0, :3, 3])  # R_0^T (X - c_0)
+    z = in_start[..., 2]
+    front = (depth > 0) & (z > 1e-6)
+    safe_z = np.where(front, z, 1.0)
+    x = np.where(front, (in_start @ k[0]) / safe_z, -1.0)
+    y = np.where(front, (in_start @ k[1]) / safe_z, -1.0)
     inside = front & (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
-    return x.astype(np.float32), y.astype(np.float32), inside
+    start_depth = depth[0][
+        np.clip(np.round(y), 0, height - 1).astype(int), np.clip(np.round(x), 0, width - 1).astype(int)
+    ]
+    seen = inside & (start_depth > 0) & (np.abs(start_depth - z) <= tolerance * z)
+    return x.astype(np.float32), y.astype(np.float32), seen
+
+
+def seen_share(depth: np.ndarray, camera_to_world: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """(T,) the share of each frame's pixels whose surface frame 0 saw (`start_frame_reprojection`): 1 at frame 0
+    (wherever there is a surface), 0 once the head has turned or walked past all of it."""
+    return start_frame_reprojection(depth, camera_to_world, intrinsics)[2].mean((1, 2))
 
 
 def start_frame_warp(
     references: AlignmentReferences, camera_to_world: np.ndarray, intrinsics: np.ndarray
 ) -> np.ndarray:
-    """(T, H, W, 3) uint8: the start frame as the head sees it (the head render of frame 0, through the VAE when the
-    references went through it) turned with the head: frame t shows frame 0's pixels where camera t looks into frame
-    0's view (`start_frame_rays`) and frame 0's mean colour elsewhere. A video that moves its view exactly with the
-    head and invents nothing it has not seen: how far the start frame alone gets (its level beside every read-out)."""
+    """(T, H, W, 3) uint8: the start frame carried along the head path: frame t shows, at each pixel whose surface
+    frame 0 saw (`start_frame_reprojection` of the head render's depth), frame 0's colour of it (the head render of
+    frame 0, through the VAE when the references went through it), and frame 0's mean colour elsewhere. A video that
+    moves its view exactly with the head, turning and walking, and invents nothing it has not seen: how far the start
+    frame alone gets (its level beside every read-out)."""
     start = references.head_frames[0]
-    height, width = start.shape[:2]
-    map_x, map_y, inside = start_frame_rays(camera_to_world, intrinsics, width, height)
-    fill = start.reshape(-1, 3).mean(0)
+    map_x, map_y, seen = start_frame_reprojection(references.head_depth, camera_to_world, intrinsics)
+    fill = np.round(start.reshape(-1, 3).mean(0)).astype(np.uint8)
     out = np.empty_like(references.head_frames)
     for t in range(len(out)):
         warped = cv2.remap(start, map_x[t], map_y[t], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out[t] = np.where(inside[t, ..., None], warped, np.round(fill).astype(np.uint8))
+        out[t] = np.where(seen[t, ..., None], warped, fill)
     return out
 
 
@@ -338,11 +375,14 @@ def alignment_metrics(
     `python -m egotwin.eval` makes them) of the clips whose worlds are `worlds`, and beside each its levels
     "<column> (unrelated)" (the next clip in another apartment's sample video against these references) and
     "<column> (still camera)" (the still render as the video) and "<column> (start-frame warp)" (`start_frame_warp`);
-    "alignment frames": the scored frames pooled; "ViewDist by second": the model's ViewDist per second of video."""
+    "alignment frames": the scored frames pooled; "ViewDist by second": the model's ViewDist per second of video;
+    "ViewDist by seen share[ (<level>)]" (`view_dist_by_seen_share`) and "alignment frames by seen share"."""
     if len(samples) != len(worlds):
         raise ValueError(f"{len(samples)} samples but {len(worlds)} clip worlds")
     scores: dict[str, list] = {"model": [], "unrelated": [], "still camera": [], "start-frame warp": []}
     scored: dict[str, list] = {key: [] for key in scores}
+    seen: dict[str, list] = {key: [] for key in scores}
+    intrinsics = renderer.renderer.intrinsics.numpy()
     for i, (sample, world) in enumerate(zip(samples, worlds)):
         renderer.check_intrinsics(sample["intrinsics"])
         motion, cameras = align_to_clip(sample["motion"], sample["camera_to_world"], world.motion)
@@ -351,13 +391,15 @@ def alignment_metrics(
         videos = {
             "model": sample["frames"],
             "still camera": references.still_frames,
-            "start-frame warp": start_frame_warp(references, cameras, renderer.renderer.intrinsics.numpy()),
+            "start-frame warp": start_frame_warp(references, cameras, intrinsics),
         }
         if partner is not None:
             videos["unrelated"] = samples[partner]["frames"]
+        share = seen_share(references.head_depth, cameras, intrinsics)
         for key, video in videos.items():
             scores[key].append(frame_scores(np.asarray(video), references))
             scored[key].append(references.scored)
+            seen[key].append(share)
     metrics: dict[str, float] = {}
     for key, per_frame in scores.items():
         if not per_frame:
@@ -365,8 +407,10 @@ def alignment_metrics(
         summary = summarize_frames(per_frame, scored[key], config.hit_deg)
         suffix = "" if key == "model" else f" ({key})"
         metrics.update({f"{column}{suffix}": summary[column] for column in ALIGNMENT_COLUMNS})
+        metrics[f"ViewDist by seen share{suffix}"] = view_dist_by_seen_share(per_frame, scored[key], seen[key])
         if key == "model":
             metrics["alignment frames"] = summary["frames"]
+            metrics["alignment frames by seen share"] = frames_by_seen_share(scored[key], seen[key])
             metrics["ViewDist by second"] = view_dist_by_second(per_frame, scored[key])
     return metrics
 
@@ -381,6 +425,30 @@ def view_dist_by_second(per_frame: list[dict[str, np.ndarray]], scored: list[np.
         window = mask[:, start : start + VIDEO_FPS]
         out.append(float(view_dist[:, start : start + VIDEO_FPS][window].mean()) if window.any() else None)
     return out
+
+
+SEEN_SHARE_EDGES = (1 / 3, 2 / 3)
+"""Frames are split by the share of their rays frame 0 saw: under 1/3, 1/3 to 2/3, at least 2/3."""
+
+
+def _seen_share_bins(scored: list[np.ndarray], seen: list[np.ndarray]) -> list[np.ndarray]:
+    mask, bins = np.stack(scored), np.digitize(np.stack(seen), SEEN_SHARE_EDGES)
+    return [mask & (bins == b) for b in range(len(SEEN_SHARE_EDGES) + 1)]
+
+
+def view_dist_by_seen_share(
+    per_frame: list[dict[str, np.ndarray]], scored: list[np.ndarray], seen: list[np.ndarray]
+) -> list[float | None]:
+    """ViewDist pooled over the scored frames in each `SEEN_SHARE_EDGES` bin of `seen` (per clip (T,) shares of
+    rays frame 0 saw, `seen_share`; None for an empty bin): how well a video keeps what it was shown (the last bin)
+    and how well it invents what it was not (the first)."""
+    view_dist = np.stack([f["view_dist"] for f in per_frame])
+    return [float(view_dist[b].mean()) if b.any() else None for b in _seen_share_bins(scored, seen)]
+
+
+def frames_by_seen_share(scored: list[np.ndarray], seen: list[np.ndarray]) -> list[int]:
+    """The number of scored frames in each `SEEN_SHARE_EDGES` bin."""
+    return [int(b.sum()) for b in _seen_share_bins(scored, seen)]
 
 
 DEMO_CONFIG = AlignmentConfig(yaw_step_deg=30.0, pitch_offsets_deg=(0.0,))

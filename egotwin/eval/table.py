@@ -40,9 +40,9 @@ ALIGNMENT_COLUMNS = ("ViewDist", "Head>Still", "YawHit", "YawErr", "PitchErr")
 """Not the paper's: exact viewpoint alignment on EgoWorld (egotwin/eval/alignment.py), in a table of their own."""
 ALIGNMENT_REFERENCES = ("unrelated", "still camera", "start-frame warp")
 """Levels reported beside each alignment column as "<column> (<level>)": another clip's video scored against this
-clip's renders (chance), frame 0's render held still (a video that ignores the head), and frame 0's render turned
-with the head, its unseen rays filled with its mean colour (a video that follows the head exactly and invents
-nothing: what the start frame alone explains)."""
+clip's renders (chance), frame 0's render held still (a video that ignores the head), and frame 0's render carried
+along the head path by depth, what frame 0 did not see filled with its mean colour (a video that follows the head
+exactly and invents nothing: what the start frame alone explains)."""
 ALIGNMENT_KEYS = tuple(
     f"{column}{suffix}" for column in ALIGNMENT_COLUMNS for suffix in ("", *(f" ({r})" for r in ALIGNMENT_REFERENCES))
 )
@@ -124,8 +124,8 @@ ALIGNMENT_NOTE = (
     "(0 = shows what the head sees, ~1 = no better than a typical direction), Head>Still = share of frames closer to "
     "the head render than to frame 0's view held still, YawHit / YawErr / PitchErr = the best-matching view's "
     "offsets; over frames where the head turned or moved. Below each: an unrelated clip's video (chance), a still "
-    "camera, and the start frame turned with the head (unseen rays in its mean colour: what the start frame alone "
-    "explains)."
+    "camera, and the start frame carried along the head path (what it did not see in its mean colour: what the start "
+    "frame alone explains). results.json also splits ViewDist by the share of each frame the start frame saw."
 )
 
 
