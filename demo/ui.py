@@ -228,7 +228,11 @@ def result_outputs(session: Session, result: DemoResult) -> tuple:
 def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
     """The whole page around `runner` (not launched; see app.py)."""
     pipe = runner.pipe
-    defaults = SamplingSettings(num_inference_steps=default_steps, motion_lead=pipe.config.motion_lead)
+    defaults = SamplingSettings(  # the checkpoint's own text guidance and motion lead
+        num_inference_steps=default_steps,
+        guidance_scale=pipe.config.guidance_scale,
+        motion_lead=pipe.config.motion_lead,
+    )
     examples = load_examples()
 
     def settings(seed, randomize, steps, guidance, motion_guidance, video_guidance, motion_lead) -> SamplingSettings:

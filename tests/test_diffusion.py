@@ -275,5 +275,14 @@ def test_guidance_combination_known_answers():
     video, motion = combine_guidance("t2vm", rows, rows, GuidanceScales(text=2.0, motion=0.5, video=0.25))
     torch.testing.assert_close(video, torch.full((B, 1), 1 + 2 * (3 - 1) + 0.5 * (3 - 10.0)))
     torch.testing.assert_close(motion, torch.full((B, 1), 1 + 2 * (3 - 1) + 0.25 * (3 + 4.0)))
+    # the video's own w_t (video_text) replaces w_t in the video's prediction only; the motion keeps `text`
+    split = GuidanceScales(text=2.0, motion=0.5, video=0.25, video_text=0.5)
+    video, motion_split = combine_guidance("t2vm", rows, rows, split)
+    torch.testing.assert_close(video, torch.full((B, 1), 1 + 0.5 * (3 - 1) + 0.5 * (3 - 10.0)))
+    assert torch.equal(motion_split, motion)
+    video, _ = combine_guidance("tm2v", outs, outs, GuidanceScales(text=6.0, motion=0.0, video_text=1.0))
+    assert torch.equal(video, text)
+    _, motion = combine_guidance("tv2m", outs, outs, GuidanceScales(text=1.0, video=1.0, video_text=5.0))
+    assert torch.equal(motion, joint)
     with pytest.raises(ValueError, match="unknown guidance mode"):
         build_guidance_batch("v2t", *latents()[:2], 0, latents()[2], latents()[2], *latents()[:2])

@@ -292,7 +292,8 @@ def test_generate_sample_passes_each_mode_its_inputs(clips, mode):
 
 def test_generate_sample_uses_the_guidance_it_is_given(clips):
     """The eval's guidance flags reach the pipeline: the defaults reproduce the default sample exactly, a different
-    w_m (video follows motion) changes TM2V's video, and a different w_v (motion follows video) leaves it alone."""
+    w_m (video follows motion) or video w_t changes TM2V's video, and a different w_v (motion follows video) leaves it
+    alone."""
     from egotwin.diffusion.guidance import GuidanceScales
     from egotwin.eval.__main__ import generate_sample
 
@@ -307,3 +308,4 @@ def test_generate_sample_uses_the_guidance_it_is_given(clips):
     assert np.array_equal(frames(GuidanceScales()), default)
     assert np.abs(frames(GuidanceScales(motion=6.0)) - default).max() > 1.0
     assert np.array_equal(frames(GuidanceScales(video=6.0)), default)  # TM2V generates no motion for w_v to steer
+    assert np.abs(frames(GuidanceScales(video_text=1.0)) - default).max() > 1.0  # the video's own w_t

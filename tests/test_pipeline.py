@@ -12,6 +12,7 @@ import torch
 
 from egotwin.body.rotations import rotation_about_y
 from egotwin.data.clip_format import write_video
+from egotwin.diffusion.guidance import GuidanceScales
 from egotwin.models.transformer import EgoTwinTransformer3DModel
 from egotwin.models.video_vae import decode_video, encode_video
 from egotwin.motion.motion import Motion
@@ -258,6 +259,42 @@ def test_a_checkpoints_motion_lead_is_its_t2vm_default_and_survives_save_and_loa
         EgoTwinPipeline(**pipe.components, feature_stats=pipe.feature_stats, motion_lead=1.5)
 
 
+def test_a_checkpoints_text_guidance_is_its_default_and_survives_save_and_load(pipe, tmp_path):
+    assert pipe.config.guidance_scale == GuidanceScales.text  # built without one: the library's default
+    chosen = EgoTwinPipeline(**pipe.components, feature_stats=pipe.feature_stats, guidance_scale=2.0)
+    chosen.save_pretrained(tmp_path / "chosen")
+    loaded = EgoTwinPipeline.from_pretrained(tmp_path / "chosen")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.guidance_scale == 2.0
+    by_default, explicit, library = run(loaded, seed=3), run(pipe, seed=3, guidance_scale=2.0), run(pipe, seed=3)
+    assert np.abs(by_default.frames.astype(int) - explicit.frames).max() <= 1
+    torch.testing.assert_close(by_default.motion.trans, explicit.motion.trans, atol=1e-5, rtol=0)
+    assert (by_default.motion.trans - library.motion.trans).abs().max() > 1e-4
+    overridden = run(loaded, seed=3, guidance_scale=GuidanceScales.text)  # an explicit w_t wins over the checkpoint's
+    torch.testing.assert_close(overridden.motion.trans, library.motion.trans, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="guidance scale must be a number >= 0"):
+        EgoTwinPipeline(**pipe.components, feature_stats=pipe.feature_stats, guidance_scale=-1.0)
+
+
+def test_a_checkpoints_video_text_guidance_steers_the_video_alone(pipe, tmp_path):
+    """The video's own w_t: saved with the checkpoint and taken by default; at the motion's w_t it is the paper's
+    sampling exactly; a different one changes the video, while the motion (in TV2M, generated alone) keeps its w_t."""
+    assert pipe.config.video_text_guidance_scale is None
+    split = EgoTwinPipeline(**pipe.components, feature_stats=pipe.feature_stats, video_text_guidance_scale=1.0)
+    split.save_pretrained(tmp_path / "split")
+    loaded = EgoTwinPipeline.from_pretrained(tmp_path / "split")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.video_text_guidance_scale == 1.0
+    paper, same = run(pipe, seed=4), run(pipe, seed=4, video_text_guidance_scale=GuidanceScales.text)
+    assert np.array_equal(paper.frames, same.frames)
+    by_default, explicit = run(loaded, seed=4), run(pipe, seed=4, video_text_guidance_scale=1.0)
+    assert np.abs(by_default.frames.astype(int) - explicit.frames).max() <= 1
+    assert np.abs(by_default.frames.astype(int) - paper.frames).mean() > 0.5
+    video = paper.frames
+    tv2m = [run(p, seed=4, mode="tv2m", video=video, image=None) for p in (pipe, loaded)]
+    torch.testing.assert_close(tv2m[0].motion.trans, tv2m[1].motion.trans, atol=1e-5, rtol=0)
+
+
 def test_save_and_load_round_trip(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "fp32")
     loaded = EgoTwinPipeline.from_pretrained(tmp_path / "fp32")
@@ -454,6 +491,8 @@ def test_build_pipeline_assembles_stage_outputs_in_float16(pipe, tmp_path, capsy
         "--transformer", str(tmp_path / "stage3" / "transformer"),
         "--dtype", "float16",
         "--motion_lead", "0.8",
+        "--guidance_scale", "2.5",
+        "--video_text_guidance_scale", "1.5",
         "--output_dir", str(tmp_path / "assembled"),
     ]  # fmt: skip
     with pytest.raises(FileNotFoundError, match="feature statistics"):
@@ -463,7 +502,8 @@ def test_build_pipeline_assembles_stage_outputs_in_float16(pipe, tmp_path, capsy
     assert "MiB (float16)" in capsys.readouterr().out
     assembled = EgoTwinPipeline.from_pretrained(tmp_path / "assembled")
     assert assembled.config.text_encoder_name == "minilm" and assembled.transformer.dtype == torch.float32
-    assert assembled.config.motion_lead == 0.8
+    assert assembled.config.motion_lead == 0.8 and assembled.config.guidance_scale == 2.5
+    assert assembled.config.video_text_guidance_scale == 1.5
     for name in ("transformer", "vae", "motion_vae"):
         expected = getattr(pipe, name).state_dict()
         for key, value in getattr(assembled, name).state_dict().items():

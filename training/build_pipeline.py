@@ -24,6 +24,7 @@ from diffusers import AutoencoderKLCogVideoX
 from egotwin.body.builtin import DEFAULT_HEIGHT
 from egotwin.config import parse_config
 from egotwin.data.latents import STATS_FILE
+from egotwin.diffusion.guidance import GuidanceScales
 from egotwin.diffusion.scheduler import make_scheduler
 from egotwin.models.motion_vae import MotionVAE
 from egotwin.models.presets import build_transformer
@@ -102,11 +103,14 @@ def assemble_pipeline(
     text_encoder: str | None = None,
     body_height: float = DEFAULT_HEIGHT,
     motion_lead: float = 0.0,
+    guidance_scale: float = GuidanceScales.text,
+    video_text_guidance_scale: float | None = None,
 ) -> EgoTwinPipeline:
     """A pipeline from trained parts: a stage-0 `video_vae` folder or a CogVideoX folder (its `vae`), the stage-1
     `motion_vae` folder (with feature_stats.safetensors) and the stage-3 `transformer` folder. The text encoder
-    defaults to MiniLM, or to the CogVideoX folder's T5 when `cogvideox` is given. `motion_lead` is the checkpoint's
-    default T2VM motion lead (`EgoTwinPipeline.__call__`)."""
+    defaults to MiniLM, or to the CogVideoX folder's T5 when `cogvideox` is given. `motion_lead`,
+    `guidance_scale` and `video_text_guidance_scale` are the checkpoint's default T2VM motion lead, text guidance w_t
+    and the video's own w_t (`EgoTwinPipeline.__call__`)."""
     if (video_vae is None) == (cogvideox is None):
         raise ValueError("give exactly one of video_vae (stage 0) and cogvideox (a CogVideoX folder)")
     text_encoder = text_encoder or (str(Path(cogvideox).resolve()) if cogvideox is not None else "minilm")
@@ -140,6 +144,8 @@ def assemble_pipeline(
         body_height=body_height,
         feature_stats=stats,
         motion_lead=motion_lead,
+        guidance_scale=guidance_scale,
+        video_text_guidance_scale=video_text_guidance_scale,
     )
 
 
@@ -170,6 +176,10 @@ class BuildConfig:
     """Height of the built-in body, metres."""
     motion_lead: float = 0.0
     """Default T2VM motion lead saved with the pipeline, in [0, 1) (0: the paper's joint sampling)."""
+    guidance_scale: float = GuidanceScales.text
+    """Default text guidance w_t saved with the pipeline (chosen on validation)."""
+    video_text_guidance_scale: float | None = None
+    """Default w_t of the video alone saved with the pipeline (None: the video takes --guidance_scale, the paper)."""
     random: bool = False
     """Random weights of the preset's shapes (development)."""
     preset: str = "tiny"
@@ -203,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
             config.text_encoder or None,
             config.body_height,
             config.motion_lead,
+            config.guidance_scale,
+            config.video_text_guidance_scale,
         )
     pipe.to(DTYPES[config.dtype])
     pipe.save_pretrained(config.output_dir)

@@ -43,11 +43,19 @@ class GuidanceScales:
         text: w_t, text guidance.
         motion: w_m, how strongly the video follows the motion (TM2V, and the video side of T2VM).
         video: w_v, how strongly the motion follows the video (TV2M, and the motion side of T2VM).
+        video_text: w_t of the video's prediction alone (TM2V, and the video side of T2VM); None: `text`, the
+            paper's one w_t for both modalities. Our choice beyond the paper's equations: a strong text pull that the
+            motion needs can make the video trade what the start frame showed for what the prompt suggests.
     """
 
     text: float = 6.0
     motion: float = 1.5
     video: float = 1.5
+    video_text: float | None = None
+
+    @property
+    def text_for_video(self) -> float:
+        return self.text if self.video_text is None else self.video_text
 
 
 @dataclass
@@ -166,13 +174,13 @@ def combine_guidance(
     """
     _check_mode(mode)
     if mode == "tm2v":
-        return _guide(*video_out.chunk(3), scales.text, scales.motion), None
+        return _guide(*video_out.chunk(3), scales.text_for_video, scales.motion), None
     if mode == "tv2m":
         return None, _guide(*motion_out.chunk(3), scales.text, scales.video)
     video_null, video_text, video_no_motion, _ = video_out.chunk(4)
     motion_null, motion_text, _, motion_no_video = motion_out.chunk(4)
     return (
-        _joint_guide(video_null, video_text, video_no_motion, scales.text, scales.motion),
+        _joint_guide(video_null, video_text, video_no_motion, scales.text_for_video, scales.motion),
         _joint_guide(motion_null, motion_text, motion_no_video, scales.text, scales.video),
     )
 

@@ -85,12 +85,14 @@ class EvalConfig:
     """Folder of training/train_evaluators.py (without it only TransErr/RotErr and the alignment)."""
     num_inference_steps: int = 50
     """Sampler steps."""
-    guidance_scale: float = GuidanceScales.text
-    """w_t, text guidance."""
+    guidance_scale: float | None = None
+    """w_t, text guidance (default: the checkpoint's)."""
     motion_guidance_scale: float = GuidanceScales.motion
     """w_m: how strongly the video follows the motion."""
     video_guidance_scale: float = GuidanceScales.video
     """w_v: how strongly the motion follows the video."""
+    video_text_guidance_scale: float | None = None
+    """w_t of the video alone (t2vm, tm2v; default: the checkpoint's, else --guidance_scale)."""
     motion_lead: float | None = None
     """t2vm: how far the motion's denoising runs ahead (0 = the paper's joint sampling; default: the checkpoint's)."""
     no_alignment: bool = False
@@ -184,6 +186,7 @@ def generate_sample(
         guidance_scale=scales.text,
         motion_guidance_scale=scales.motion,
         video_guidance_scale=scales.video,
+        video_text_guidance_scale=scales.text_for_video,
         motion_lead=motion_lead,
         **inputs,
     )
@@ -364,8 +367,15 @@ def main(argv: list[str] | None = None) -> dict:
 
         pipe = EgoTwinPipeline.from_pretrained(args.checkpoint).to(args.device)
         pipe.set_progress_bar_config(disable=True)
+
+    def checkpoints(value, name):  # a flag left unset takes the checkpoint's value
+        return value if pipe is None or value is not None else pipe.config[name]
+
     scales = GuidanceScales(
-        text=args.guidance_scale, motion=args.motion_guidance_scale, video=args.video_guidance_scale
+        text=checkpoints(args.guidance_scale, "guidance_scale"),
+        motion=args.motion_guidance_scale,
+        video=args.video_guidance_scale,
+        video_text=checkpoints(args.video_text_guidance_scale, "video_text_guidance_scale"),
     )
     alignment = (
         None if args.no_alignment else exact_alignment(args.data_root, [dataset.records[i] for i in indices], args)
@@ -410,6 +420,7 @@ def main(argv: list[str] | None = None) -> dict:
         "num_inference_steps": None if args.ground_truth else args.num_inference_steps,
         "mode": None if args.ground_truth else args.mode,
         "guidance (text, motion, video)": None if args.ground_truth else [scales.text, scales.motion, scales.video],
+        "video text guidance": None if args.ground_truth or args.mode == "tv2m" else scales.text_for_video,
         "motion_lead": None
         if args.ground_truth or args.mode != "t2vm"
         else pipe.motion_lead_for("t2vm", args.motion_lead),

@@ -72,6 +72,13 @@ def check_motion_lead(motion_lead) -> float:
     return float(motion_lead)
 
 
+def check_guidance_scale(scale) -> float:
+    """A guidance weight as a float; ValueError unless a number >= 0."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 0.0:
+        raise ValueError(f"a guidance scale must be a number >= 0, got {scale!r}")
+    return float(scale)
+
+
 def motion_denoising_steps(mode: str, num_inference_steps: int, motion_lead: float) -> int:
     """How many sampler steps the motion takes for `motion_lead` (see `EgoTwinPipeline.__call__`); ValueError if
     invalid."""
@@ -148,8 +155,12 @@ class EgoTwinPipeline(DiffusionPipeline):
         body_height: standing height of the built-in body that generated motion is decoded on.
         camera_eye_offset, camera_pitch_down_deg, camera_fov_deg: the `HeadCameraRig` the model was trained with.
         feature_stats: z-score statistics of the motion features (required; `from_pretrained` reads them).
-        motion_lead: the checkpoint's default T2VM motion lead (`__call__`), chosen on validation like the guidance
-            scales; 0.0 (the paper's joint sampling) for checkpoints saved without one.
+        motion_lead: the checkpoint's default T2VM motion lead (`__call__`), chosen on validation; 0.0 (the paper's
+            joint sampling) for checkpoints saved without one.
+        guidance_scale: the checkpoint's default text guidance w_t (`__call__`), chosen on validation;
+            `GuidanceScales.text` for checkpoints saved without one.
+        video_text_guidance_scale: the checkpoint's default w_t of the video alone (`__call__`); None (and for
+            checkpoints saved without one): the video takes `guidance_scale`, as in the paper.
     """
 
     model_cpu_offload_seq = "transformer->vae->motion_vae"
@@ -168,6 +179,8 @@ class EgoTwinPipeline(DiffusionPipeline):
         camera_fov_deg: float = HeadCameraRig.fov_deg,
         feature_stats: FeatureStats | None = None,
         motion_lead: float = 0.0,
+        guidance_scale: float = GuidanceScales.text,
+        video_text_guidance_scale: float | None = None,
     ):
         super().__init__()
         if feature_stats is None:
@@ -192,6 +205,10 @@ class EgoTwinPipeline(DiffusionPipeline):
             camera_pitch_down_deg=float(camera_pitch_down_deg),
             camera_fov_deg=float(camera_fov_deg),
             motion_lead=check_motion_lead(motion_lead),
+            guidance_scale=check_guidance_scale(guidance_scale),
+            video_text_guidance_scale=(
+                None if video_text_guidance_scale is None else check_guidance_scale(video_text_guidance_scale)
+            ),
         )
         use_mkldnn_conv3d(vae)
         self.representation = get_representation(motion_vae.config.representation)
@@ -454,10 +471,11 @@ class EgoTwinPipeline(DiffusionPipeline):
         motion: Motion | list[Motion] | None = None,
         video: np.ndarray | str | Path | list | None = None,
         num_inference_steps: int = 50,
-        guidance_scale: float = GuidanceScales.text,
+        guidance_scale: float | None = None,
         motion_guidance_scale: float = GuidanceScales.motion,
         video_guidance_scale: float = GuidanceScales.video,
         motion_lead: float | None = None,
+        video_text_guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         callback_on_step_end: Callable[["EgoTwinPipeline", int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
@@ -478,7 +496,11 @@ class EgoTwinPipeline(DiffusionPipeline):
             video: tv2m's video, `(T, H, W, 3)` uint8 at 8 fps or a path to a video file (its frames taken as 8 fps);
                 its first 41 frames are used, frame 0 is I0.
             num_inference_steps: sampler steps of the pipeline's scheduler (CogVideoX DDIM or DPM).
-            guidance_scale, motion_guidance_scale, video_guidance_scale: w_t, w_m, w_v (`egotwin.diffusion.guidance`).
+            guidance_scale, motion_guidance_scale, video_guidance_scale: w_t, w_m, w_v (`egotwin.diffusion.guidance`);
+                `guidance_scale` None takes the checkpoint's (`config.guidance_scale`).
+            video_text_guidance_scale: w_t of the video's prediction alone (t2vm, tm2v); None takes the
+                checkpoint's (`config.video_text_guidance_scale`), and where that is None too, `guidance_scale` (the
+                paper's one w_t). `GuidanceScales.video_text`.
             motion_lead: t2vm only, in [0, 1); None takes the checkpoint's (`config.motion_lead`, used in t2vm only).
                 How far the motion's denoising runs ahead of the video's. 0 is the paper's joint sampling (both at
                 the same t every step, Eq. 4). With lead L the motion takes
@@ -511,6 +533,7 @@ class EgoTwinPipeline(DiffusionPipeline):
                     motion_guidance_scale=motion_guidance_scale,
                     video_guidance_scale=video_guidance_scale,
                     motion_lead=motion_lead,
+                    video_text_guidance_scale=video_text_guidance_scale,
                     callback_on_step_end=callback_on_step_end,
                     callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                     return_dict=return_dict,
@@ -573,7 +596,15 @@ class EgoTwinPipeline(DiffusionPipeline):
         if motion_steps != num_inference_steps:
             motion_scheduler.set_timesteps(motion_steps, device=device)
         video_stepper, motion_stepper = _Stepper(self.scheduler, generator), _Stepper(motion_scheduler, generator)
-        scales = GuidanceScales(text=guidance_scale, motion=motion_guidance_scale, video=video_guidance_scale)
+        text_scale = self.config.guidance_scale if guidance_scale is None else check_guidance_scale(guidance_scale)
+        if video_text_guidance_scale is None:
+            video_text_guidance_scale = self.config.video_text_guidance_scale
+        scales = GuidanceScales(
+            text=text_scale,
+            motion=motion_guidance_scale,
+            video=video_guidance_scale,
+            video_text=None if video_text_guidance_scale is None else check_guidance_scale(video_text_guidance_scale),
+        )
         timesteps = self.scheduler.timesteps
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
