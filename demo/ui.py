@@ -225,6 +225,16 @@ def result_outputs(session: Session, result: DemoResult) -> tuple:
     )
 
 
+def video_text_note(pipe) -> str:
+    """What the text-guidance slider does not set: the video's own w_t, when the checkpoint gives it one."""
+    scale = pipe.config.video_text_guidance_scale
+    return (
+        ""
+        if scale is None
+        else f" The video takes this checkpoint's own w_t ({scale:g}): it keeps more of the start frame."
+    )
+
+
 def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
     """The whole page around `runner` (not launched; see app.py)."""
     pipe = runner.pipe
@@ -393,7 +403,8 @@ def build_demo(runner: DemoRunner, default_steps: int = 50) -> gr.Blocks:
                     )  # fmt: skip
                     guidance = gr.Slider(
                         0, 15, value=defaults.guidance_scale, step=0.5, label="Follow the prompt (text guidance w_t)",
-                        info="How strongly the clip follows the words; 0 ignores them, high values exaggerate.",
+                        info="How strongly the clip follows the words; 0 ignores them, high values exaggerate."
+                        + video_text_note(pipe),
                     )  # fmt: skip
                     motion_guidance = gr.Slider(
                         0, 10, value=defaults.motion_guidance_scale, step=0.25,
