@@ -68,8 +68,7 @@ class SamplingSettings:
     seed: int | None = None
     """None draws a fresh seed (reported back in the result)."""
     num_inference_steps: int = 50
-    guidance_scale: float | None = GuidanceScales.text
-    """w_t; None = the checkpoint's own (`pipe.config.guidance_scale`)."""
+    guidance_scale: float = GuidanceScales.text
     motion_guidance_scale: float = GuidanceScales.motion
     video_guidance_scale: float = GuidanceScales.video
     motion_lead: float | None = None
@@ -195,8 +194,6 @@ class DemoRunner:
             "motion_guidance_scale": settings.motion_guidance_scale,
             "video_guidance_scale": settings.video_guidance_scale,
         }
-        if scales["guidance_scale"] is None:  # the checkpoint's
-            del scales["guidance_scale"]
         for name, value in scales.items():
             if value is None or not 0 <= float(value) <= 50:
                 raise InputError(f"The {name.replace('_', ' ')} must be between 0 and 50, got {value}.")

@@ -15,7 +15,7 @@ render (a video that ignores the head) and the start-frame warp (frame 0's rende
 depth, turning and walking; what frame 0 did not see in its mean colour: a video that follows the head exactly and
 invents nothing, i.e. how far the start frame alone gets; a model can only beat it by knowing what apartments look
 like beyond the start frame). Read-outs are also split by the share of a frame's pixels whose surface frame 0 saw
-(`seen_share`): how well a video keeps what it was shown, and how well it invents the rest.
+(`start_frame_reprojection`): how well a video keeps what it was shown, and how well it invents the rest.
 
 Distance between two frames: both converted from sRGB to CIE Lab (D65, OpenCV), each channel blurred by a Gaussian of
 `blur_sigma` pixels (OpenCV's kernel for it, 8 sigma + 1 wide; border reflected), then the mean over pixels of the
@@ -295,22 +295,16 @@ def start_frame_reprojection(
     return x.astype(np.float32), y.astype(np.float32), seen
 
 
-def seen_share(depth: np.ndarray, camera_to_world: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """(T,) the share of each frame's pixels whose surface frame 0 saw (`start_frame_reprojection`): 1 at frame 0
-    (wherever there is a surface), 0 once the head has turned or walked past all of it."""
-    return start_frame_reprojection(depth, camera_to_world, intrinsics)[2].mean((1, 2))
-
-
 def start_frame_warp(
-    references: AlignmentReferences, camera_to_world: np.ndarray, intrinsics: np.ndarray
+    references: AlignmentReferences, reprojection: tuple[np.ndarray, np.ndarray, np.ndarray]
 ) -> np.ndarray:
     """(T, H, W, 3) uint8: the start frame carried along the head path: frame t shows, at each pixel whose surface
-    frame 0 saw (`start_frame_reprojection` of the head render's depth), frame 0's colour of it (the head render of
-    frame 0, through the VAE when the references went through it), and frame 0's mean colour elsewhere. A video that
-    moves its view exactly with the head, turning and walking, and invents nothing it has not seen: how far the start
-    frame alone gets (its level beside every read-out)."""
+    frame 0 saw (`reprojection`: `start_frame_reprojection` of the head render's depth), frame 0's colour of it (the
+    head render of frame 0, through the VAE when the references went through it), and frame 0's mean colour
+    elsewhere. A video that moves its view exactly with the head, turning and walking, and invents nothing it has not
+    seen: how far the start frame alone gets (its level beside every read-out)."""
     start = references.head_frames[0]
-    map_x, map_y, seen = start_frame_reprojection(references.head_depth, camera_to_world, intrinsics)
+    map_x, map_y, seen = reprojection
     fill = np.round(start.reshape(-1, 3).mean(0)).astype(np.uint8)
     out = np.empty_like(references.head_frames)
     for t in range(len(out)):
@@ -388,14 +382,15 @@ def alignment_metrics(
         motion, cameras = align_to_clip(sample["motion"], sample["camera_to_world"], world.motion)
         references = make_references(renderer, world, motion, cameras, vae, config)
         partner = unrelated_partner(worlds, i)
+        reprojection = start_frame_reprojection(references.head_depth, cameras, intrinsics)
         videos = {
             "model": sample["frames"],
             "still camera": references.still_frames,
-            "start-frame warp": start_frame_warp(references, cameras, intrinsics),
+            "start-frame warp": start_frame_warp(references, reprojection),
         }
         if partner is not None:
             videos["unrelated"] = samples[partner]["frames"]
-        share = seen_share(references.head_depth, cameras, intrinsics)
+        share = reprojection[2].mean((1, 2))  # of each frame's pixels, those showing surface frame 0 saw
         for key, video in videos.items():
             scores[key].append(frame_scores(np.asarray(video), references))
             scored[key].append(references.scored)
@@ -428,7 +423,7 @@ def view_dist_by_second(per_frame: list[dict[str, np.ndarray]], scored: list[np.
 
 
 SEEN_SHARE_EDGES = (1 / 3, 2 / 3)
-"""Frames are split by the share of their rays frame 0 saw: under 1/3, 1/3 to 2/3, at least 2/3."""
+"""Frames are split by the share of their pixels showing surface frame 0 saw: under 1/3, 1/3 to 2/3, at least 2/3."""
 
 
 def _seen_share_bins(scored: list[np.ndarray], seen: list[np.ndarray]) -> list[np.ndarray]:
@@ -440,7 +435,7 @@ def view_dist_by_seen_share(
     per_frame: list[dict[str, np.ndarray]], scored: list[np.ndarray], seen: list[np.ndarray]
 ) -> list[float | None]:
     """ViewDist pooled over the scored frames in each `SEEN_SHARE_EDGES` bin of `seen` (per clip (T,) shares of
-    rays frame 0 saw, `seen_share`; None for an empty bin): how well a video keeps what it was shown (the last bin)
+    pixels showing surface frame 0 saw; None for an empty bin): how well a video keeps what it was shown (the last bin)
     and how well it invents what it was not (the first)."""
     view_dist = np.stack([f["view_dist"] for f in per_frame])
     return [float(view_dist[b].mean()) if b.any() else None for b in _seen_share_bins(scored, seen)]
